@@ -1,0 +1,268 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klaviyo-etl/klaviyo-etl/extract"
+	"github.com/klaviyo-etl/klaviyo-etl/schema"
+)
+
+// runConfig is everything `run` is told by flags and the environment.
+type runConfig struct {
+	APIKey, APIKeyFile string
+	BaseURL            string
+	Revision           string
+	Sink               string
+	Out                string
+	DatabaseURL        string
+	PGSchema           string
+	PageSize           int
+	RateBurst          string
+	RateSteady         string
+	Concurrency        string
+	Since, Until       string
+	FullRefresh        bool
+	Lookback           time.Duration
+	CursorField        string
+	AdditionalFields   string
+	Include            string
+	LogLevel           string
+	LogFormat          string
+	Progress           string
+	RequestTimeout     time.Duration
+	RetryDeadline      time.Duration
+	BudgetShare        float64
+	DryRun             bool
+	NoMigrate          bool
+	MetricsFile        string
+	MetricsPushURL     string
+	CheckpointRows     int
+	CheckpointInterval time.Duration
+	Compression        string
+
+	// derived by resolve
+	burst, steady extract.Rate
+	concurrency   int
+	since, until  time.Time
+}
+
+const (
+	defaultBaseURL  = "https://a.klaviyo.com"
+	defaultRevision = "2026-07-15"
+	defaultOut      = "./klaviyo-export"
+)
+
+// sinkFlags registers the flags that name a target; run, state and migrate share them.
+func sinkFlags(fs *flag.FlagSet, c *runConfig, getenv func(string) string) {
+	fs.StringVar(&c.Sink, "sink", envOr(getenv, "KLAVIYO_ETL_SINK", "parquet"), "destination: parquet or postgres [KLAVIYO_ETL_SINK]")
+	fs.StringVar(&c.Out, "out", envOr(getenv, "KLAVIYO_ETL_OUT", defaultOut), "Parquet output folder [KLAVIYO_ETL_OUT]")
+	fs.StringVar(&c.PGSchema, "pg-schema", envOr(getenv, "KLAVIYO_ETL_PG_SCHEMA", "klaviyo"), "PostgreSQL schema [KLAVIYO_ETL_PG_SCHEMA]")
+	// The database URL may hold a password: its default is read after
+	// parsing so -h never prints it.
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL [DATABASE_URL]")
+}
+
+func runFlags(fs *flag.FlagSet, c *runConfig, getenv func(string) string) {
+	sinkFlags(fs, c, getenv)
+	fs.StringVar(&c.APIKey, "api-key", "", "Klaviyo private API key [KLAVIYO_API_KEY]; prefer --api-key-file")
+	fs.StringVar(&c.APIKeyFile, "api-key-file", getenv("KLAVIYO_API_KEY_FILE"), "file holding the API key [KLAVIYO_API_KEY_FILE]")
+	fs.StringVar(&c.BaseURL, "base-url", envOr(getenv, "KLAVIYO_BASE_URL", defaultBaseURL), "Klaviyo API base URL [KLAVIYO_BASE_URL]")
+	fs.StringVar(&c.Revision, "revision", envOr(getenv, "KLAVIYO_REVISION", defaultRevision), "Klaviyo API revision [KLAVIYO_REVISION]")
+	fs.IntVar(&c.PageSize, "page-size", envInt(getenv, "KLAVIYO_ETL_PAGE_SIZE", 100), "profiles per page, 1..100 [KLAVIYO_ETL_PAGE_SIZE]")
+	fs.StringVar(&c.RateBurst, "rate-burst", getenv("KLAVIYO_ETL_RATE_BURST"), "burst budget N/DUR (default: the revision's, e.g. 75/1s) [KLAVIYO_ETL_RATE_BURST]")
+	fs.StringVar(&c.RateSteady, "rate-steady", getenv("KLAVIYO_ETL_RATE_STEADY"), "steady budget N/DUR (default: the revision's, e.g. 750/1m) [KLAVIYO_ETL_RATE_STEADY]")
+	fs.StringVar(&c.Concurrency, "concurrency", envOr(getenv, "KLAVIYO_ETL_CONCURRENCY", "auto"), "time slices walked at once: N or auto [KLAVIYO_ETL_CONCURRENCY]")
+	fs.StringVar(&c.Since, "since", getenv("KLAVIYO_ETL_SINCE"), "first run: start of the window (RFC 3339 or YYYY-MM-DD) [KLAVIYO_ETL_SINCE]")
+	fs.StringVar(&c.Until, "until", getenv("KLAVIYO_ETL_UNTIL"), "end of the window (default: now minus a few seconds) [KLAVIYO_ETL_UNTIL]")
+	fs.BoolVar(&c.FullRefresh, "full-refresh", envBool(getenv, "KLAVIYO_ETL_FULL_REFRESH"), "start over into a new generation [KLAVIYO_ETL_FULL_REFRESH]")
+	fs.DurationVar(&c.Lookback, "lookback", envDuration(getenv, "KLAVIYO_ETL_LOOKBACK", 10*time.Minute), "re-read this much before the committed end [KLAVIYO_ETL_LOOKBACK]")
+	fs.StringVar(&c.CursorField, "cursor-field", envOr(getenv, "KLAVIYO_ETL_CURSOR_FIELD", schema.CursorCreated), "created (new profiles) or updated (new and edited) [KLAVIYO_ETL_CURSOR_FIELD]")
+	fs.StringVar(&c.AdditionalFields, "additional-fields", getenv("KLAVIYO_ETL_ADDITIONAL_FIELDS"), "comma list: subscriptions, predictive_analytics [KLAVIYO_ETL_ADDITIONAL_FIELDS]")
+	fs.StringVar(&c.Include, "include", getenv("KLAVIYO_ETL_INCLUDE"), "comma list of relationships to include, e.g. lists,segments (revisions 2025-04-15..2025-10-15) [KLAVIYO_ETL_INCLUDE]")
+	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "KLAVIYO_ETL_LOG_LEVEL", "info"), "debug, info, warn, error [KLAVIYO_ETL_LOG_LEVEL]")
+	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "KLAVIYO_ETL_LOG_FORMAT", "auto"), "json, console or auto [KLAVIYO_ETL_LOG_FORMAT]")
+	fs.StringVar(&c.Progress, "progress", envOr(getenv, "KLAVIYO_ETL_PROGRESS", "auto"), "live progress line: auto, always, never [KLAVIYO_ETL_PROGRESS]")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", envDuration(getenv, "KLAVIYO_ETL_REQUEST_TIMEOUT", 30*time.Second), "abandon and retry a request after this long [KLAVIYO_ETL_REQUEST_TIMEOUT]")
+	fs.DurationVar(&c.RetryDeadline, "retry-deadline", envDuration(getenv, "KLAVIYO_ETL_RETRY_DEADLINE", 10*time.Minute), "give up on a page after retrying this long [KLAVIYO_ETL_RETRY_DEADLINE]")
+	fs.Float64Var(&c.BudgetShare, "budget-share", envFloat(getenv, "KLAVIYO_ETL_BUDGET_SHARE", 1), "share of the account's rate budget to use, (0,1] [KLAVIYO_ETL_BUDGET_SHARE]")
+	fs.BoolVar(&c.DryRun, "dry-run", envBool(getenv, "KLAVIYO_ETL_DRY_RUN"), "check configuration, key and target, write nothing [KLAVIYO_ETL_DRY_RUN]")
+	fs.BoolVar(&c.NoMigrate, "no-migrate", envBool(getenv, "KLAVIYO_ETL_NO_MIGRATE"), "postgres: do not apply pending migrations [KLAVIYO_ETL_NO_MIGRATE]")
+	fs.StringVar(&c.MetricsFile, "metrics-file", getenv("KLAVIYO_ETL_METRICS_FILE"), "write OpenMetrics text here at the end (node_exporter textfile) [KLAVIYO_ETL_METRICS_FILE]")
+	fs.StringVar(&c.MetricsPushURL, "metrics-push-url", getenv("KLAVIYO_ETL_METRICS_PUSH_URL"), "Prometheus Pushgateway URL to push to at the end [KLAVIYO_ETL_METRICS_PUSH_URL]")
+	fs.IntVar(&c.CheckpointRows, "checkpoint-rows", envInt(getenv, "KLAVIYO_ETL_CHECKPOINT_ROWS", 100_000), "commit at least every N profiles [KLAVIYO_ETL_CHECKPOINT_ROWS]")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", envDuration(getenv, "KLAVIYO_ETL_CHECKPOINT_INTERVAL", 30*time.Second), "commit at least this often [KLAVIYO_ETL_CHECKPOINT_INTERVAL]")
+	fs.StringVar(&c.Compression, "compression", envOr(getenv, "KLAVIYO_ETL_COMPRESSION", "zstd"), "parquet: zstd, snappy, gzip or none [KLAVIYO_ETL_COMPRESSION]")
+}
+
+// resolveSecrets fills the values that must not appear as flag defaults.
+func (c *runConfig) resolveSecrets(getenv func(string) string) error {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if c.APIKey == "" {
+		c.APIKey = getenv("KLAVIYO_API_KEY")
+	}
+	if c.APIKey == "" && c.APIKeyFile != "" {
+		b, err := os.ReadFile(c.APIKeyFile)
+		if err != nil {
+			return usagef("--api-key-file: %w", err)
+		}
+		c.APIKey = strings.TrimSpace(string(b))
+		if c.APIKey == "" {
+			return usagef("--api-key-file %s is empty", c.APIKeyFile)
+		}
+	}
+	return nil
+}
+
+// resolve validates the flags and derives typed values.
+func (c *runConfig) resolve(getenv func(string) string) error {
+	if err := c.resolveSecrets(getenv); err != nil {
+		return err
+	}
+	if c.APIKey == "" {
+		return usagef("no API key: set KLAVIYO_API_KEY, --api-key-file or --api-key (try `klaviyo-etl demo` to see the job work without one)")
+	}
+	if err := c.checkSink(); err != nil {
+		return err
+	}
+	if c.PageSize < 1 || c.PageSize > 100 {
+		return usagef("--page-size %d: Klaviyo accepts 1..100", c.PageSize)
+	}
+	var err error
+	if c.RateBurst != "" {
+		if c.burst, err = extract.ParseRate(c.RateBurst); err != nil {
+			return usagef("--rate-burst: %w", err)
+		}
+	}
+	if c.RateSteady != "" {
+		if c.steady, err = extract.ParseRate(c.RateSteady); err != nil {
+			return usagef("--rate-steady: %w", err)
+		}
+	}
+	switch c.Concurrency {
+	case "", "auto":
+		c.concurrency = 0
+	default:
+		n, err := strconv.Atoi(c.Concurrency)
+		if err != nil || n < 1 || n > 256 {
+			return usagef("--concurrency %q: want auto or a number from 1 to 256", c.Concurrency)
+		}
+		c.concurrency = n
+	}
+	if c.since, err = parseTime(c.Since); err != nil {
+		return usagef("--since: %w", err)
+	}
+	if c.until, err = parseTime(c.Until); err != nil {
+		return usagef("--until: %w", err)
+	}
+	if !c.since.IsZero() && !c.until.IsZero() && !c.since.Before(c.until) {
+		return usagef("--since must be before --until")
+	}
+	if c.Lookback < 0 {
+		return usagef("--lookback must not be negative")
+	}
+	if c.CursorField != schema.CursorCreated && c.CursorField != schema.CursorUpdated {
+		return usagef("--cursor-field %q: want created or updated", c.CursorField)
+	}
+	if !(c.BudgetShare > 0 && c.BudgetShare <= 1) {
+		return usagef("--budget-share %v: want a number in (0, 1]", c.BudgetShare)
+	}
+	if c.RequestTimeout <= 0 {
+		return usagef("--request-timeout must be positive")
+	}
+	if c.CheckpointRows < 1 {
+		return usagef("--checkpoint-rows must be positive")
+	}
+	if c.CheckpointInterval <= 0 {
+		return usagef("--checkpoint-interval must be positive")
+	}
+	switch c.Progress {
+	case "auto", "always", "never":
+	default:
+		return usagef("--progress %q: want auto, always or never", c.Progress)
+	}
+	return nil
+}
+
+func (c *runConfig) checkSink() error {
+	switch c.Sink {
+	case "parquet":
+		if c.Out == "" {
+			return usagef("--out must not be empty")
+		}
+	case "postgres":
+		if c.DatabaseURL == "" {
+			return usagef("--sink postgres needs --database-url or DATABASE_URL")
+		}
+		if c.PGSchema == "" {
+			return usagef("--pg-schema must not be empty")
+		}
+	default:
+		return usagef("--sink %q: want parquet or postgres", c.Sink)
+	}
+	return nil
+}
+
+// parseTime accepts RFC 3339 or a date; times without a zone are UTC.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (want RFC 3339, e.g. 2024-01-31T00:00:00Z, or 2024-01-31)", s)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func envInt(getenv func(string) string, key string, def int) int {
+	if n, err := strconv.Atoi(getenv(key)); err == nil {
+		return n
+	}
+	return def
+}
+
+func envFloat(getenv func(string) string, key string, def float64) float64 {
+	if f, err := strconv.ParseFloat(getenv(key), 64); err == nil {
+		return f
+	}
+	return def
+}
+
+func envBool(getenv func(string) string, key string) bool {
+	b, _ := strconv.ParseBool(getenv(key))
+	return b
+}
+
+func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(getenv(key)); err == nil {
+		return d
+	}
+	return def
+}
+
+// printDefaults keeps `run -h` readable.
+func printUsage(fs *flag.FlagSet, w io.Writer, synopsis string) {
+	fs.Usage = func() {
+		fmt.Fprintf(w, "Usage: %s\n\nFlags (each also read from the environment variable in brackets):\n", synopsis)
+		fs.PrintDefaults()
+	}
+}
