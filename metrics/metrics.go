@@ -97,7 +97,7 @@ func (r Run) Text() []byte {
 			if s.labels != "" {
 				labels += "," + s.labels
 			}
-			fmt.Fprintf(&b, "%s{%s} %s\n", m.name, labels, strconv.FormatFloat(s.value, 'g', -1, 64))
+			fmt.Fprintf(&b, "%s{%s} %s\n", m.name, labels, strconv.FormatFloat(s.value, 'f', -1, 64))
 		}
 	}
 	b.WriteString("# EOF\n")
