@@ -141,6 +141,10 @@ type runner struct {
 	dups    int64
 	nulSink int64
 
+	// sinkFailed is set once a Write or Commit failed: what was staged may
+	// be lost, so no later commit may claim the progress that covered it.
+	sinkFailed bool
+
 	mu          sync.Mutex // guards progress fields read by the reporter
 	slices      []extract.Slice
 	rowsPending int // profile rows written since the last commit
@@ -313,6 +317,7 @@ func (r *runner) flush(ctx context.Context) error {
 		return nil
 	}
 	if err := r.sink.Write(ctx, b); err != nil {
+		r.sinkFailed = true
 		return fmt.Errorf("write: %w", err)
 	}
 	r.mu.Lock()
@@ -330,6 +335,7 @@ func (r *runner) checkpoint(ctx context.Context) error {
 	r.pruneSeen()
 	r.run.Stats = r.stats()
 	if err := r.sink.Commit(ctx, r.st); err != nil {
+		r.sinkFailed = true
 		return fmt.Errorf("commit checkpoint: %w", err)
 	}
 	r.mu.Lock()
@@ -372,6 +378,10 @@ func (r *runner) finish(ctx context.Context, walkErr error) (Summary, error) {
 		var cancel context.CancelFunc
 		cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 8*time.Second)
 		defer cancel()
+	}
+	if r.sinkFailed {
+		r.run.Status = StatusFailed
+		return r.summary(), walkErr
 	}
 	if r.builder != nil {
 		if err := r.flush(cctx); err != nil {

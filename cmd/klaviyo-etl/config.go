@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klaviyo-etl/klaviyo-etl/accounts"
 	"github.com/klaviyo-etl/klaviyo-etl/extract"
 	"github.com/klaviyo-etl/klaviyo-etl/schema"
 )
@@ -45,6 +46,8 @@ type runConfig struct {
 	CheckpointRows     int
 	CheckpointInterval time.Duration
 	Compression        string
+	AccountsFile       string
+	Account            string
 
 	// derived by resolve
 	burst, steady extract.Rate
@@ -97,6 +100,8 @@ func runFlags(fs *flag.FlagSet, c *runConfig, getenv func(string) string) {
 	fs.StringVar(&c.MetricsPushURL, "metrics-push-url", getenv("KLAVIYO_ETL_METRICS_PUSH_URL"), "Prometheus Pushgateway URL to push to at the end [KLAVIYO_ETL_METRICS_PUSH_URL]")
 	fs.IntVar(&c.CheckpointRows, "checkpoint-rows", envInt(getenv, "KLAVIYO_ETL_CHECKPOINT_ROWS", 100_000), "commit at least every N profiles [KLAVIYO_ETL_CHECKPOINT_ROWS]")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", envDuration(getenv, "KLAVIYO_ETL_CHECKPOINT_INTERVAL", 30*time.Second), "commit at least this often [KLAVIYO_ETL_CHECKPOINT_INTERVAL]")
+	fs.StringVar(&c.AccountsFile, "accounts-file", getenv("KLAVIYO_ETL_ACCOUNTS_FILE"), "accounts file for a fan-out: the entry at JOB_COMPLETION_INDEX (or --account) sets the key file, target and budget share [KLAVIYO_ETL_ACCOUNTS_FILE]")
+	fs.StringVar(&c.Account, "account", getenv("KLAVIYO_ETL_ACCOUNT"), "with --accounts-file: the account to run by name instead of by JOB_COMPLETION_INDEX [KLAVIYO_ETL_ACCOUNT]")
 	fs.StringVar(&c.Compression, "compression", envOr(getenv, "KLAVIYO_ETL_COMPRESSION", "zstd"), "parquet: zstd, snappy, gzip or none [KLAVIYO_ETL_COMPRESSION]")
 }
 
@@ -105,7 +110,8 @@ func (c *runConfig) resolveSecrets(getenv func(string) string) error {
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
 	}
-	if c.APIKey == "" {
+	if c.APIKey == "" && c.AccountsFile == "" {
+		// An account of --accounts-file always uses its own key file.
 		c.APIKey = getenv("KLAVIYO_API_KEY")
 	}
 	if c.APIKey == "" && c.APIKeyFile != "" {
@@ -123,6 +129,9 @@ func (c *runConfig) resolveSecrets(getenv func(string) string) error {
 
 // resolve validates the flags and derives typed values.
 func (c *runConfig) resolve(getenv func(string) string) error {
+	if err := c.applyAccount(getenv); err != nil {
+		return err
+	}
 	if err := c.resolveSecrets(getenv); err != nil {
 		return err
 	}
@@ -265,4 +274,56 @@ func printUsage(fs *flag.FlagSet, w io.Writer, synopsis string) {
 		fmt.Fprintf(w, "Usage: %s\n\nFlags (each also read from the environment variable in brackets):\n", synopsis)
 		fs.PrintDefaults()
 	}
+}
+
+// applyAccount picks this process's entry of --accounts-file: the one named
+// by --account, or the one at the Indexed Job's JOB_COMPLETION_INDEX. The
+// entry's key file, target and budget share replace the flags'.
+func (c *runConfig) applyAccount(getenv func(string) string) error {
+	if c.AccountsFile == "" {
+		if c.Account != "" {
+			return usagef("--account needs --accounts-file")
+		}
+		return nil
+	}
+	f, err := accounts.Load(c.AccountsFile)
+	if err != nil {
+		return usageError{err}
+	}
+	var a accounts.Account
+	if c.Account != "" {
+		a, err = f.Named(c.Account)
+	} else {
+		var i int
+		if i, err = accounts.IndexFromEnv(getenv); err == nil {
+			a, err = f.Pick(i)
+		}
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	c.Account = a.Name
+	c.APIKey, c.APIKeyFile = "", a.APIKeyFile
+	switch c.Sink {
+	case "postgres":
+		if a.PGSchema == "" {
+			return usagef("account %s has no pg_schema for --sink postgres", a.Name)
+		}
+		c.PGSchema = a.PGSchema
+	default:
+		if a.Out == "" {
+			return usagef("account %s has no out folder for --sink parquet", a.Name)
+		}
+		c.Out = a.Out
+	}
+	if a.BudgetShare > 0 {
+		c.BudgetShare = a.BudgetShare
+	}
+	if a.BaseURL != "" {
+		c.BaseURL = a.BaseURL
+	}
+	if a.Revision != "" {
+		c.Revision = a.Revision
+	}
+	return nil
 }
