@@ -117,7 +117,7 @@ func Run(ctx context.Context, w Walker, sink load.Sink, cfg Config) (Summary, er
 		return Summary{}, fmt.Errorf("begin: %w", err)
 	}
 	r := &runner{cfg: cfg, walker: w, sink: sink, st: st, log: cfg.Logger}
-	sum, runErr := r.run(ctx)
+	sum, runErr := r.execute(ctx)
 	if cerr := sink.Close(context.WithoutCancel(ctx)); cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("close sink: %w", cerr)
 	}
@@ -153,7 +153,7 @@ type runner struct {
 	resumed     bool
 }
 
-func (r *runner) run(ctx context.Context) (Summary, error) {
+func (r *runner) execute(ctx context.Context) (Summary, error) {
 	r.started = r.cfg.Now()
 	if err := r.prepare(); err != nil {
 		return Summary{}, err

@@ -72,7 +72,12 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 func checkTarget(ctx context.Context, c *runConfig) (string, error) {
 	switch c.Sink {
 	case "postgres":
-		n, err := postgres.Pending(ctx, c.DatabaseURL, c.PGSchema)
+		conn, err := pgx.Connect(ctx, c.DatabaseURL)
+		if err != nil {
+			return "", fmt.Errorf("connect: %w", err)
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		n, err := postgres.Pending(ctx, conn, c.PGSchema)
 		if err != nil {
 			return "", err
 		}
