@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
 )
 
 // TestMain lets the test binary stand in for the klaviyo-etl binary, so the
@@ -30,7 +32,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // result is what one in-process invocation of the program did.
@@ -125,6 +127,29 @@ func decodeJSON(b []byte) any {
 	var v any
 	if err := d.Decode(&v); err != nil {
 		return fmt.Sprintf("invalid JSON %q: %v", b, err)
+	}
+	return canonicalNumbers(v)
+}
+
+// canonicalNumbers replaces JSON numbers by their exact rational value, so
+// 1.6e-08 equals 0.000000016 (jsonb's spelling) and 9007199254740993 stays
+// exact.
+func canonicalNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		r, ok := new(big.Rat).SetString(string(x))
+		if !ok {
+			return "bad number " + string(x)
+		}
+		return "num:" + r.RatString()
+	case map[string]any:
+		for k, e := range x {
+			x[k] = canonicalNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = canonicalNumbers(e)
+		}
 	}
 	return v
 }

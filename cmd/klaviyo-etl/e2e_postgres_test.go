@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
+)
+
+// readPostgresProfiles reads the profiles table of schema with pgx.
+func readPostgresProfiles(t *testing.T, url, schemaName string) []row {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	q := `SELECT id, email, first_name, location_city, location_zip, created, updated, last_event_date,
+	             location_latitude, location_longitude, properties::text, _run_id
+	      FROM ` + pgx.Identifier{schemaName, "profiles"}.Sanitize()
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []row
+	for rows.Next() {
+		var r row
+		var created, updated *time.Time
+		var props *string
+		if err := rows.Scan(&r.ID, &r.Email, &r.FirstName, &r.City, &r.Zip, &created, &updated, &r.LastEventDate,
+			&r.Latitude, &r.Longitude, &props, &r.RunID); err != nil {
+			t.Fatal(err)
+		}
+		if created != nil {
+			r.Created = created.UTC()
+		}
+		if updated != nil {
+			r.Updated = updated.UTC()
+		}
+		if r.LastEventDate != nil {
+			u := r.LastEventDate.UTC()
+			r.LastEventDate = &u
+		}
+		if props != nil {
+			r.Properties = decodeJSON([]byte(*props))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func pgEnv(sim *klaviyosim.Server, url string) map[string]string {
+	env := simEnv(sim)
+	env["DATABASE_URL"] = url
+	return env
+}
+
+// TestPostgresEndToEnd loads a simulated account into PostgreSQL with faults
+// on, compares the table field by field, then edits and adds profiles and
+// checks that an updated-cursor run brings the table exactly in line.
+func TestPostgresEndToEnd(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{
+		Profiles: 2000, Seed: 3, Latency: 2 * time.Millisecond, Jitter: 0.5, FaultRate: 0.05,
+		Faults: []klaviyosim.Fault{klaviyosim.Fault502, klaviyosim.Fault504, klaviyosim.FaultReset, klaviyosim.FaultTruncated},
+		Unlimited: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	ctx := context.Background()
+	args := []string{"run", "--sink", "postgres", "--pg-schema", "acme", "--cursor-field", "updated",
+		"--rate-burst", "500/1s", "--rate-steady", "30000/1m", "--checkpoint-rows", "600", "--log-level", "warn", "--progress", "never"}
+	first := invoke(t, ctx, pgEnv(sim, url), args...)
+	if first.code != 0 {
+		t.Fatalf("first run exited %d: %s", first.code, first.stderr)
+	}
+	compareProfiles(t, readPostgresProfiles(t, url, "acme"), sim.Profiles())
+
+	// Edit some profiles and add others, inside the next window.
+	all := sim.Profiles()
+	var edited []string
+	for i := 0; i < len(all); i += 37 {
+		edited = append(edited, all[i].ID)
+	}
+	at := time.Now().Add(-20 * time.Second).Truncate(time.Second)
+	sim.UpdateProfiles(edited, at)
+	sim.AddProfiles(150, at.Add(time.Second))
+	second := invoke(t, ctx, pgEnv(sim, url), args...)
+	if second.code != 0 {
+		t.Fatalf("second run exited %d: %s", second.code, second.stderr)
+	}
+	if got, want := summaryOf(t, second)["profiles"].(float64), float64(len(edited)+150); got != want {
+		t.Errorf("second run wrote %v profiles, want %v (edited + added)", got, want)
+	}
+	compareProfiles(t, readPostgresProfiles(t, url, "acme"), sim.Profiles())
+
+	st := invoke(t, ctx, map[string]string{"DATABASE_URL": url}, "state", "--sink", "postgres", "--pg-schema", "acme")
+	if st.code != 0 || !strings.Contains(st.stdout, `"updated"`) {
+		t.Errorf("state printed %q (exit %d, %s)", st.stdout, st.code, st.stderr)
+	}
+}
+
+// TestPostgresKilledRunsConverge kills runs with SIGKILL at random instants;
+// a final run must leave the table equal to the data set.
+func TestPostgresKilledRunsConverge(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 6000, Seed: 13, Latency: 40 * time.Millisecond, Jitter: 0.5, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	args := []string{"run", "--sink", "postgres", "--concurrency", "2", "--rate-burst", "1000/1s", "--rate-steady", "60000/1m",
+		"--checkpoint-rows", "250", "--log-level", "error", "--progress", "never"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	kills := 0
+	for i := 0; i < 8; i++ {
+		cmd := startSubprocess(t, pgEnv(sim, url), args...)
+		time.Sleep(time.Duration(150+rng.IntN(1200)) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err != nil && cmd.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+			kills++
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no run was killed mid-export; the test proves nothing")
+	}
+	final := invoke(t, context.Background(), pgEnv(sim, url), args...)
+	if final.code != 0 {
+		t.Fatalf("final run exited %d: %s", final.code, final.stderr)
+	}
+	compareProfiles(t, readPostgresProfiles(t, url, "klaviyo"), sim.Profiles())
+	t.Logf("%d of 8 runs killed mid-export", kills)
+}
+
+// TestConcurrentRunsOneExits3 starts a slow run and a second one on the same
+// schema: the second must exit 3 at once with a clear message.
+func TestConcurrentRunsOneExits3(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 3000, Seed: 1, Latency: 300 * time.Millisecond, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	args := []string{"run", "--sink", "postgres", "--concurrency", "1", "--log-level", "error", "--progress", "never"}
+	first := startSubprocess(t, pgEnv(sim, url), args...)
+	defer func() {
+		_ = first.Process.Signal(syscall.SIGKILL)
+		_ = first.Wait()
+	}()
+	// Wait until the first run holds the lock: its run is in etl_state.
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := pgx.Connect(ctx, url)
+		if err == nil {
+			var n int
+			err = conn.QueryRow(ctx, `SELECT count(*) FROM klaviyo.etl_state WHERE state ? 'run'`).Scan(&n)
+			conn.Close(ctx)
+			if err == nil && n > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first run never started")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	second := invoke(t, ctx, pgEnv(sim, url), args...)
+	if second.code != 3 {
+		t.Fatalf("second run exited %d, want 3: %s", second.code, second.stderr)
+	}
+	if !strings.Contains(second.stderr, "lock") {
+		t.Errorf("message %q does not say another run holds the lock", second.stderr)
+	}
+}
