@@ -110,13 +110,13 @@ func startSubprocess(t *testing.T, env map[string]string, args ...string) *exec.
 // random instants, then lets a run finish: the output must be exactly the
 // data set, once, with no debris.
 func TestParquetKilledRunsConverge(t *testing.T) {
-	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 4000, Seed: 11, Latency: 4 * time.Millisecond, Jitter: 0.5, Unlimited: true})
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 6000, Seed: 11, Latency: 40 * time.Millisecond, Jitter: 0.5, Unlimited: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sim.Close()
 	out := filepath.Join(t.TempDir(), "export")
-	args := []string{"run", "--out", out, "--rate-burst", "1000/1s", "--rate-steady", "60000/1m",
+	args := []string{"run", "--out", out, "--concurrency", "2", "--rate-burst", "1000/1s", "--rate-steady", "60000/1m",
 		"--checkpoint-rows", "250", "--log-level", "error", "--progress", "never"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	kills := 0
