@@ -48,7 +48,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 
 	var c runConfig
 	noEnv := func(string) string { return "" }
-	runFlags(newFlagSet("run", io.Discard), &c, noEnv)
+	runFlags(newFlagSet("run", io.Discard), &c, &env{getenv: noEnv})
 	c.APIKey, c.BaseURL, c.Out = "pk_test", sim.URL(), *out
 	if err := c.resolve(noEnv); err != nil {
 		return err
@@ -131,4 +131,3 @@ func listParquet(dir string) ([]string, error) {
 	sort.Strings(files)
 	return files, err
 }
-

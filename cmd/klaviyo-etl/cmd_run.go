@@ -20,9 +20,13 @@ import (
 func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c runConfig
 	fs := newFlagSet("run", stderr)
-	runFlags(fs, &c, getenv)
+	e := &env{getenv: getenv}
+	runFlags(fs, &c, e)
 	printUsage(fs, stderr, "klaviyo-etl run [flags]")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := e.err(); err != nil {
 		return err
 	}
 	if err := c.resolve(getenv); err != nil {

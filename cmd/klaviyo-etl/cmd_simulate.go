@@ -15,17 +15,21 @@ import (
 
 func cmdSimulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("simulate", stderr)
+	e := &env{getenv: getenv}
 	addr := fs.String("addr", envOr(getenv, "KLAVIYO_SIM_ADDR", "127.0.0.1:8080"), "listen address [KLAVIYO_SIM_ADDR]")
 	key := fs.String("api-key", envOr(getenv, "KLAVIYO_SIM_API_KEY", "pk_test"), "the API key the simulator accepts [KLAVIYO_SIM_API_KEY]")
-	profiles := fs.Int("profiles", envInt(getenv, "KLAVIYO_SIM_PROFILES", 10_000), "synthetic profiles [KLAVIYO_SIM_PROFILES]")
-	seed := fs.Int64("seed", int64(envInt(getenv, "KLAVIYO_SIM_SEED", 1)), "data set seed [KLAVIYO_SIM_SEED]")
-	latency := fs.Duration("latency", envDuration(getenv, "KLAVIYO_SIM_LATENCY", 0), "added latency per request, ±20% [KLAVIYO_SIM_LATENCY]")
+	profiles := fs.Int("profiles", e.int("KLAVIYO_SIM_PROFILES", 10_000), "synthetic profiles [KLAVIYO_SIM_PROFILES]")
+	seed := fs.Int64("seed", int64(e.int("KLAVIYO_SIM_SEED", 1)), "data set seed [KLAVIYO_SIM_SEED]")
+	latency := fs.Duration("latency", e.duration("KLAVIYO_SIM_LATENCY", 0), "added latency per request, ±20% [KLAVIYO_SIM_LATENCY]")
 	burst := fs.String("rate-burst", getenv("KLAVIYO_SIM_RATE_BURST"), "burst limit N/DUR (default 75/1s) [KLAVIYO_SIM_RATE_BURST]")
 	steady := fs.String("rate-steady", getenv("KLAVIYO_SIM_RATE_STEADY"), "steady limit N/DUR (default 750/1m) [KLAVIYO_SIM_RATE_STEADY]")
-	faultRate := fs.Float64("fault-rate", envFloat(getenv, "KLAVIYO_SIM_FAULT_RATE", 0), "share of requests answered with a fault, 0..1 [KLAVIYO_SIM_FAULT_RATE]")
+	faultRate := fs.Float64("fault-rate", e.float("KLAVIYO_SIM_FAULT_RATE", 0), "share of requests answered with a fault, 0..1 [KLAVIYO_SIM_FAULT_RATE]")
 	unlimited := fs.Bool("unlimited", false, "no rate limits at all")
 	printUsage(fs, stderr, "klaviyo-etl simulate [flags]")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := e.err(); err != nil {
 		return err
 	}
 	cfg := klaviyosim.Config{

@@ -18,7 +18,7 @@ import (
 func cmdState(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c runConfig
 	fs := newFlagSet("state", stderr)
-	sinkFlags(fs, &c, getenv)
+	sinkFlags(fs, &c, &env{getenv: getenv})
 	printUsage(fs, stderr, "klaviyo-etl state [--sink parquet --out DIR | --sink postgres --database-url URL --pg-schema S]")
 	if err := parseFlags(fs, args); err != nil {
 		return err

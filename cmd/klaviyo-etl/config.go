@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -62,7 +63,8 @@ const (
 )
 
 // sinkFlags registers the flags that name a target; run, state and migrate share them.
-func sinkFlags(fs *flag.FlagSet, c *runConfig, getenv func(string) string) {
+func sinkFlags(fs *flag.FlagSet, c *runConfig, e *env) {
+	getenv := e.getenv
 	fs.StringVar(&c.Sink, "sink", envOr(getenv, "KLAVIYO_ETL_SINK", "parquet"), "destination: parquet or postgres [KLAVIYO_ETL_SINK]")
 	fs.StringVar(&c.Out, "out", envOr(getenv, "KLAVIYO_ETL_OUT", defaultOut), "Parquet output folder [KLAVIYO_ETL_OUT]")
 	fs.StringVar(&c.PGSchema, "pg-schema", envOr(getenv, "KLAVIYO_ETL_PG_SCHEMA", "klaviyo"), "PostgreSQL schema [KLAVIYO_ETL_PG_SCHEMA]")
@@ -71,35 +73,36 @@ func sinkFlags(fs *flag.FlagSet, c *runConfig, getenv func(string) string) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL [DATABASE_URL]")
 }
 
-func runFlags(fs *flag.FlagSet, c *runConfig, getenv func(string) string) {
-	sinkFlags(fs, c, getenv)
+func runFlags(fs *flag.FlagSet, c *runConfig, e *env) {
+	getenv := e.getenv
+	sinkFlags(fs, c, e)
 	fs.StringVar(&c.APIKey, "api-key", "", "Klaviyo private API key [KLAVIYO_API_KEY]; prefer --api-key-file")
 	fs.StringVar(&c.APIKeyFile, "api-key-file", getenv("KLAVIYO_API_KEY_FILE"), "file holding the API key [KLAVIYO_API_KEY_FILE]")
 	fs.StringVar(&c.BaseURL, "base-url", envOr(getenv, "KLAVIYO_BASE_URL", defaultBaseURL), "Klaviyo API base URL [KLAVIYO_BASE_URL]")
 	fs.StringVar(&c.Revision, "revision", envOr(getenv, "KLAVIYO_REVISION", defaultRevision), "Klaviyo API revision [KLAVIYO_REVISION]")
-	fs.IntVar(&c.PageSize, "page-size", envInt(getenv, "KLAVIYO_ETL_PAGE_SIZE", 100), "profiles per page, 1..100 [KLAVIYO_ETL_PAGE_SIZE]")
+	fs.IntVar(&c.PageSize, "page-size", e.int("KLAVIYO_ETL_PAGE_SIZE", 100), "profiles per page, 1..100 [KLAVIYO_ETL_PAGE_SIZE]")
 	fs.StringVar(&c.RateBurst, "rate-burst", getenv("KLAVIYO_ETL_RATE_BURST"), "burst budget N/DUR (default: the revision's, e.g. 75/1s) [KLAVIYO_ETL_RATE_BURST]")
 	fs.StringVar(&c.RateSteady, "rate-steady", getenv("KLAVIYO_ETL_RATE_STEADY"), "steady budget N/DUR (default: the revision's, e.g. 750/1m) [KLAVIYO_ETL_RATE_STEADY]")
 	fs.StringVar(&c.Concurrency, "concurrency", envOr(getenv, "KLAVIYO_ETL_CONCURRENCY", "auto"), "time slices walked at once: N or auto [KLAVIYO_ETL_CONCURRENCY]")
 	fs.StringVar(&c.Since, "since", getenv("KLAVIYO_ETL_SINCE"), "first run: start of the window (RFC 3339 or YYYY-MM-DD) [KLAVIYO_ETL_SINCE]")
 	fs.StringVar(&c.Until, "until", getenv("KLAVIYO_ETL_UNTIL"), "end of the window (default: now minus a few seconds) [KLAVIYO_ETL_UNTIL]")
-	fs.BoolVar(&c.FullRefresh, "full-refresh", envBool(getenv, "KLAVIYO_ETL_FULL_REFRESH"), "start over into a new generation [KLAVIYO_ETL_FULL_REFRESH]")
-	fs.DurationVar(&c.Lookback, "lookback", envDuration(getenv, "KLAVIYO_ETL_LOOKBACK", 10*time.Minute), "re-read this much before the committed end [KLAVIYO_ETL_LOOKBACK]")
+	fs.BoolVar(&c.FullRefresh, "full-refresh", e.bool("KLAVIYO_ETL_FULL_REFRESH"), "start over into a new generation [KLAVIYO_ETL_FULL_REFRESH]")
+	fs.DurationVar(&c.Lookback, "lookback", e.duration("KLAVIYO_ETL_LOOKBACK", 10*time.Minute), "re-read this much before the committed end [KLAVIYO_ETL_LOOKBACK]")
 	fs.StringVar(&c.CursorField, "cursor-field", envOr(getenv, "KLAVIYO_ETL_CURSOR_FIELD", schema.CursorCreated), "created (new profiles) or updated (new and edited) [KLAVIYO_ETL_CURSOR_FIELD]")
 	fs.StringVar(&c.AdditionalFields, "additional-fields", getenv("KLAVIYO_ETL_ADDITIONAL_FIELDS"), "comma list: subscriptions, predictive_analytics [KLAVIYO_ETL_ADDITIONAL_FIELDS]")
 	fs.StringVar(&c.Include, "include", getenv("KLAVIYO_ETL_INCLUDE"), "comma list of relationships to include, e.g. lists,segments (revisions 2025-04-15..2025-10-15) [KLAVIYO_ETL_INCLUDE]")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "KLAVIYO_ETL_LOG_LEVEL", "info"), "debug, info, warn, error [KLAVIYO_ETL_LOG_LEVEL]")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "KLAVIYO_ETL_LOG_FORMAT", "auto"), "json, console or auto [KLAVIYO_ETL_LOG_FORMAT]")
 	fs.StringVar(&c.Progress, "progress", envOr(getenv, "KLAVIYO_ETL_PROGRESS", "auto"), "live progress line: auto, always, never [KLAVIYO_ETL_PROGRESS]")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", envDuration(getenv, "KLAVIYO_ETL_REQUEST_TIMEOUT", 30*time.Second), "abandon and retry a request after this long [KLAVIYO_ETL_REQUEST_TIMEOUT]")
-	fs.DurationVar(&c.RetryDeadline, "retry-deadline", envDuration(getenv, "KLAVIYO_ETL_RETRY_DEADLINE", 10*time.Minute), "give up on a page after retrying this long [KLAVIYO_ETL_RETRY_DEADLINE]")
-	fs.Float64Var(&c.BudgetShare, "budget-share", envFloat(getenv, "KLAVIYO_ETL_BUDGET_SHARE", 1), "share of the account's rate budget to use, (0,1] [KLAVIYO_ETL_BUDGET_SHARE]")
-	fs.BoolVar(&c.DryRun, "dry-run", envBool(getenv, "KLAVIYO_ETL_DRY_RUN"), "check configuration, key and target, write nothing [KLAVIYO_ETL_DRY_RUN]")
-	fs.BoolVar(&c.NoMigrate, "no-migrate", envBool(getenv, "KLAVIYO_ETL_NO_MIGRATE"), "postgres: do not apply pending migrations [KLAVIYO_ETL_NO_MIGRATE]")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", e.duration("KLAVIYO_ETL_REQUEST_TIMEOUT", 30*time.Second), "abandon and retry a request after this long [KLAVIYO_ETL_REQUEST_TIMEOUT]")
+	fs.DurationVar(&c.RetryDeadline, "retry-deadline", e.duration("KLAVIYO_ETL_RETRY_DEADLINE", 10*time.Minute), "give up on a page after retrying this long [KLAVIYO_ETL_RETRY_DEADLINE]")
+	fs.Float64Var(&c.BudgetShare, "budget-share", e.float("KLAVIYO_ETL_BUDGET_SHARE", 1), "share of the account's rate budget to use, (0,1] [KLAVIYO_ETL_BUDGET_SHARE]")
+	fs.BoolVar(&c.DryRun, "dry-run", e.bool("KLAVIYO_ETL_DRY_RUN"), "check configuration, key and target, write nothing [KLAVIYO_ETL_DRY_RUN]")
+	fs.BoolVar(&c.NoMigrate, "no-migrate", e.bool("KLAVIYO_ETL_NO_MIGRATE"), "postgres: do not apply pending migrations [KLAVIYO_ETL_NO_MIGRATE]")
 	fs.StringVar(&c.MetricsFile, "metrics-file", getenv("KLAVIYO_ETL_METRICS_FILE"), "write OpenMetrics text here at the end (node_exporter textfile) [KLAVIYO_ETL_METRICS_FILE]")
 	fs.StringVar(&c.MetricsPushURL, "metrics-push-url", getenv("KLAVIYO_ETL_METRICS_PUSH_URL"), "Prometheus Pushgateway URL to push to at the end [KLAVIYO_ETL_METRICS_PUSH_URL]")
-	fs.IntVar(&c.CheckpointRows, "checkpoint-rows", envInt(getenv, "KLAVIYO_ETL_CHECKPOINT_ROWS", 100_000), "commit at least every N profiles [KLAVIYO_ETL_CHECKPOINT_ROWS]")
-	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", envDuration(getenv, "KLAVIYO_ETL_CHECKPOINT_INTERVAL", 30*time.Second), "commit at least this often [KLAVIYO_ETL_CHECKPOINT_INTERVAL]")
+	fs.IntVar(&c.CheckpointRows, "checkpoint-rows", e.int("KLAVIYO_ETL_CHECKPOINT_ROWS", 100_000), "commit at least every N profiles [KLAVIYO_ETL_CHECKPOINT_ROWS]")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", e.duration("KLAVIYO_ETL_CHECKPOINT_INTERVAL", 30*time.Second), "commit at least this often [KLAVIYO_ETL_CHECKPOINT_INTERVAL]")
 	fs.StringVar(&c.AccountsFile, "accounts-file", getenv("KLAVIYO_ETL_ACCOUNTS_FILE"), "accounts file for a fan-out: the entry at JOB_COMPLETION_INDEX (or --account) sets the key file, target and budget share [KLAVIYO_ETL_ACCOUNTS_FILE]")
 	fs.StringVar(&c.Account, "account", getenv("KLAVIYO_ETL_ACCOUNT"), "with --accounts-file: the account to run by name instead of by JOB_COMPLETION_INDEX [KLAVIYO_ETL_ACCOUNT]")
 	fs.StringVar(&c.Compression, "compression", envOr(getenv, "KLAVIYO_ETL_COMPRESSION", "zstd"), "parquet: zstd, snappy, gzip or none [KLAVIYO_ETL_COMPRESSION]")
@@ -242,30 +245,77 @@ func splitList(s string) []string {
 	return out
 }
 
-func envInt(getenv func(string) string, key string, def int) int {
-	if n, err := strconv.Atoi(getenv(key)); err == nil {
-		return n
-	}
-	return def
+// env reads typed defaults from the environment and remembers the values
+// that do not parse, so a typo in a CronJob's env fails the run instead of
+// silently falling back to a default.
+type env struct {
+	getenv func(string) string
+	errs   []error
 }
 
-func envFloat(getenv func(string) string, key string, def float64) float64 {
-	if f, err := strconv.ParseFloat(getenv(key), 64); err == nil {
-		return f
-	}
-	return def
+func (e *env) str(key, def string) string { return envOr(e.getenv, key, def) }
+
+func (e *env) bad(key, v, want string) {
+	e.errs = append(e.errs, fmt.Errorf("%s=%q: want %s", key, v, want))
 }
 
-func envBool(getenv func(string) string, key string) bool {
-	b, _ := strconv.ParseBool(getenv(key))
+func (e *env) int(key string, def int) int {
+	v := e.getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.bad(key, v, "an integer")
+		return def
+	}
+	return n
+}
+
+func (e *env) float(key string, def float64) float64 {
+	v := e.getenv(key)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		e.bad(key, v, "a number")
+		return def
+	}
+	return f
+}
+
+func (e *env) bool(key string) bool {
+	v := e.getenv(key)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.bad(key, v, "true or false")
+	}
 	return b
 }
 
-func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(getenv(key)); err == nil {
-		return d
+func (e *env) duration(key string, def time.Duration) time.Duration {
+	v := e.getenv(key)
+	if v == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.bad(key, v, "a duration such as 30s or 10m")
+		return def
+	}
+	return d
+}
+
+// err returns the environment errors found, as a usage error.
+func (e *env) err() error {
+	if len(e.errs) == 0 {
+		return nil
+	}
+	return usageError{errors.Join(e.errs...)}
 }
 
 // printDefaults keeps `run -h` readable.

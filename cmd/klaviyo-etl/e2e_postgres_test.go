@@ -74,7 +74,7 @@ func TestPostgresEndToEnd(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	sim, err := klaviyosim.NewServer(klaviyosim.Config{
 		Profiles: 2000, Seed: 3, Latency: 2 * time.Millisecond, Jitter: 0.5, FaultRate: 0.05,
-		Faults: []klaviyosim.Fault{klaviyosim.Fault502, klaviyosim.Fault504, klaviyosim.FaultReset, klaviyosim.FaultTruncated},
+		Faults:    []klaviyosim.Fault{klaviyosim.Fault502, klaviyosim.Fault504, klaviyosim.FaultReset, klaviyosim.FaultTruncated},
 		Unlimited: true,
 	})
 	if err != nil {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/rs/zerolog"
+
+	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/load"
+	"github.com/klaviyo-etl/klaviyo-etl/load/parquet"
+	"github.com/klaviyo-etl/klaviyo-etl/load/postgres"
+	"github.com/klaviyo-etl/klaviyo-etl/pipeline"
+)
+
+// runPipeline is one klaviyo-etl run as cmd/klaviyo-etl wires it
+// (extract.New, a sink, pipeline.Run with the command's defaults), timed
+// from pipeline.Run's call to its return: sink Begin, every checkpoint and
+// Close included; building the simulator and migrating the schema are not.
+func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
+	var walker pipeline.Walker
+	switch {
+	case spec.Records != "":
+		walker = newFileWalker(spec.Records)
+	default:
+		url := spec.SimURL
+		if url == "" {
+			sim, err := klaviyosim.NewServer(throughputSim(spec.Profiles, spec.Seed))
+			if err != nil {
+				return nil, fmt.Errorf("simulator: %w", err)
+			}
+			defer sim.Close()
+			url = sim.URL()
+		}
+		c, err := unlimitedClient(url, spec.Concurrency)
+		if err != nil {
+			return nil, fmt.Errorf("klaviyo client: %w", err)
+		}
+		walker = c
+	}
+
+	var sink load.Sink
+	var out string
+	switch spec.Sink {
+	case "parquet":
+		out = filepath.Join(spec.Dir, "export")
+		s, err := parquet.New(out, parquet.Config{Revision: revision, Logger: zerolog.Nop()})
+		if err != nil {
+			return nil, err
+		}
+		sink = s
+	case "postgres":
+		if err := postgres.Migrate(ctx, spec.DatabaseURL, spec.Schema); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		s, err := postgres.New(spec.DatabaseURL, postgres.Config{Schema: spec.Schema, Migrate: true, Logger: zerolog.Nop()})
+		if err != nil {
+			return nil, err
+		}
+		sink = s
+	default:
+		return nil, fmt.Errorf("unknown sink %q", spec.Sink)
+	}
+
+	cfg := pipeline.Config{Revision: revision, Since: spec.Since, Logger: zerolog.Nop()}
+	m := measurement{Name: spec.Sink}
+	var sum pipeline.Summary
+	err := timed(spec, &m, func() error {
+		var err error
+		sum, err = pipeline.Run(ctx, walker, sink, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if sum.Profiles != int64(spec.Profiles) {
+		return nil, fmt.Errorf("run loaded %d profiles of %d (%d rejects, %d duplicates)", sum.Profiles, spec.Profiles, sum.Rejects, sum.Duplicates)
+	}
+	m.Rows = sum.Profiles
+	m.JSONBytes = sum.Bytes
+	m.Requests = sum.Requests
+	m.RateLimited = sum.RateLimited
+	m.Rejects = sum.Rejects
+	if out != "" {
+		m.OutBytes = dirSize(out)
+	}
+	return []measurement{m}, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+var _ = os.Remove

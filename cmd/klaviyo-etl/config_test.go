@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
+)
+
+func TestUsageErrorsExit2(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no command", nil, nil, "no command"},
+		{"unknown command", nil, []string{"export"}, "unknown command"},
+		{"no key", nil, []string{"run"}, "no API key"},
+		{"bad sink", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--sink", "mysql"}, "--sink"},
+		{"postgres without url", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--sink", "postgres"}, "DATABASE_URL"},
+		{"page size", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--page-size", "500"}, "1..100"},
+		{"bad rate", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--rate-burst", "fast"}, "--rate-burst"},
+		{"bad concurrency", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--concurrency", "many"}, "--concurrency"},
+		{"bad since", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--since", "yesterday"}, "--since"},
+		{"since after until", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--since", "2025-01-02", "--until", "2025-01-01"}, "before --until"},
+		{"bad cursor", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--cursor-field", "email"}, "--cursor-field"},
+		{"bad share", map[string]string{"KLAVIYO_API_KEY": "k"}, []string{"run", "--budget-share", "1.5"}, "--budget-share"},
+		{"bad env number", map[string]string{"KLAVIYO_API_KEY": "k", "KLAVIYO_ETL_PAGE_SIZE": "lots"}, []string{"run"}, "KLAVIYO_ETL_PAGE_SIZE"},
+		{"bad env duration", map[string]string{"KLAVIYO_API_KEY": "k", "KLAVIYO_ETL_LOOKBACK": "10"}, []string{"run"}, "KLAVIYO_ETL_LOOKBACK"},
+		{"unknown flag", nil, []string{"run", "--fast"}, "flag provided but not defined"},
+		{"missing key file", nil, []string{"run", "--api-key-file", "/nonexistent/key"}, "--api-key-file"},
+		{"account without file", nil, []string{"run", "--account", "acme"}, "--accounts-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := invoke(t, ctx, tt.env, tt.args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2 (stderr %s)", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr %q does not mention %q", r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	const key = "pk_secret_do_not_print_1234"
+	const dbPassword = "hunter2-db-password"
+	env := map[string]string{"KLAVIYO_API_KEY": key, "DATABASE_URL": "postgres://u:" + dbPassword + "@127.0.0.1:1/db"}
+	help := invoke(t, context.Background(), env, "run", "-h")
+	bad := invoke(t, context.Background(), env, "run", "--sink", "postgres", "--base-url", "http://127.0.0.1:1", "--retry-deadline", "1s", "--log-level", "debug")
+	for _, r := range []result{help, bad} {
+		for _, secret := range []string{key, dbPassword} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("a secret appears in the output:\n%s\n%s", r.stdout, r.stderr)
+			}
+		}
+	}
+	if bad.code != 1 {
+		t.Errorf("unreachable API: exit %d, want 1 (%s)", bad.code, bad.stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := invoke(t, context.Background(), nil, "version")
+	if r.code != 0 || !strings.Contains(r.stdout, "klaviyo-etl") || !strings.Contains(r.stdout, "go1.") {
+		t.Errorf("version printed %q (exit %d)", r.stdout, r.code)
+	}
+}
+
+// TestIndexedJobFanOut runs an Indexed-Job-style fan-out locally: three
+// simulated accounts in one accounts file, three runs with
+// JOB_COMPLETION_INDEX 0..2 into three schemas, one of them on a quarter of
+// the budget.
+func TestIndexedJobFanOut(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	var sims []*klaviyosim.Server
+	var entries []string
+	for i := 0; i < 3; i++ {
+		key := fmt.Sprintf("pk_account_%d", i)
+		sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 600 + 100*i, Seed: int64(100 + i), APIKey: key,
+			Burst: klaviyosim.Limit{N: 1000, Per: time.Second}, Steady: klaviyosim.Limit{N: 100000, Per: time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sim.Close()
+		sims = append(sims, sim)
+		keyFile := filepath.Join(dir, fmt.Sprintf("key-%d", i))
+		if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		share := ""
+		if i == 1 {
+			share = ", budget_share: 0.25"
+		}
+		entries = append(entries, fmt.Sprintf("  - {name: shop-%d, api_key_file: %s, pg_schema: shop_%d, base_url: %q%s}", i, keyFile, i, sim.URL(), share))
+	}
+	accountsFile := filepath.Join(dir, "accounts.yaml")
+	if err := os.WriteFile(accountsFile, []byte("accounts:\n"+strings.Join(entries, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		env := map[string]string{"DATABASE_URL": url, "JOB_COMPLETION_INDEX": fmt.Sprint(i)}
+		r := invoke(t, context.Background(), env, "run", "--sink", "postgres", "--accounts-file", accountsFile,
+			"--page-size", "10", "--rate-burst", "80/1s", "--rate-steady", "4800/1m", "--log-level", "warn", "--progress", "never")
+		if r.code != 0 {
+			t.Fatalf("index %d exited %d: %s", i, r.code, r.stderr)
+		}
+	}
+	for i, sim := range sims {
+		schemaName := fmt.Sprintf("shop_%d", i)
+		compareProfiles(t, readPostgresProfiles(t, url, schemaName), sim.Profiles())
+		c := sim.Counters()
+		t.Logf("account %d: %d requests, at most %d in one second", i, c.Requests, c.MaxBurst)
+		if i == 1 && c.MaxBurst > 20 {
+			t.Errorf("account 1 (budget share 0.25 of 80/1s) reached %d requests in a second, want at most 20", c.MaxBurst)
+		}
+		if i != 1 && c.MaxBurst <= 20 {
+			t.Errorf("account %d (full budget) peaked at %d requests/s: the fan-out did not use its budget, so the share test proves nothing", i, c.MaxBurst)
+		}
+	}
+	// The schemas are independent: each holds only its account's profiles.
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for i := 0; i < 3; i++ {
+		var n int
+		q := fmt.Sprintf(`SELECT count(*) FROM shop_%d.etl_runs WHERE status = 'succeeded'`, i)
+		if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil || n != 1 {
+			t.Errorf("schema shop_%d: %d succeeded runs (%v), want 1", i, n, err)
+		}
+	}
+}
