@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"time"
@@ -70,7 +72,18 @@ type measurement struct {
 	AllocsValid  bool    `json:"allocs_valid,omitempty"`
 }
 
-// childMain runs one child and writes its measurements as one JSON line on
+// childReport is the last line a child writes on stdout, completed by the
+// spawner with the child's peak RSS.
+type childReport struct {
+	Measurements []measurement `json:"measurements"`
+	// HWM is the child's own VmHWM (/proc/self/status) at its end: a
+	// cross-check of PeakRSS.
+	HWM int64 `json:"hwm,omitempty"`
+	// PeakRSS is Rusage.Maxrss of the child as its spawner waited for it.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
+}
+
+// childMain runs one child and writes its report as one JSON line on
 // stdout. It returns the process exit code.
 func childMain(ctx context.Context, arg string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var spec childSpec
@@ -83,15 +96,50 @@ func childMain(ctx context.Context, arg string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "klaviyo-bench child %s: %v\n", spec.Kind, err)
 		return 1
 	}
-	if ms == nil {
+	if spec.Kind == kindSim {
 		return 0
 	}
-	line, err := json.Marshal(ms)
+	line, err := json.Marshal(childReport{Measurements: ms, HWM: ownHWM()})
 	if err != nil {
 		fmt.Fprintf(stderr, "klaviyo-bench child %s: %v\n", spec.Kind, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
+	return 0
+}
+
+// spawnFlag is the hidden first argument of the spawner, the process
+// between the bench and each child (bin -spawn childBin spec). Go starts
+// processes with vfork, and Linux then records the parent's peak RSS as
+// the child's starting Rusage.Maxrss: a child of the bench would report
+// at least the bench's own peak. The spawner, small and fresh from exec,
+// is the child's parent instead; it reports the child's Maxrss.
+const spawnFlag = "-spawn"
+
+// spawnMain runs bin as a child with spec, and writes the child's report
+// with its peak RSS as one JSON line on stdout.
+func spawnMain(ctx context.Context, bin, spec string, stdout, stderr io.Writer) int {
+	cmd := exec.CommandContext(ctx, bin, childFlag, spec)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(stderr, "klaviyo-bench: child: %v\n", err)
+		return 1
+	}
+	var rep childReport
+	line := bytes.TrimSpace(out.Bytes())
+	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err := json.Unmarshal(line, &rep); err != nil {
+		fmt.Fprintf(stderr, "klaviyo-bench: child report %q: %v\n", line, err)
+		return 1
+	}
+	rep.PeakRSS = peakRSS(cmd.ProcessState)
+	b, _ := json.Marshal(rep)
+	fmt.Fprintf(stdout, "%s\n", b)
 	return 0
 }
 

@@ -12,8 +12,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) == 3 && os.Args[1] == childFlag {
+	switch {
+	case len(os.Args) == 3 && os.Args[1] == childFlag:
 		code := childMain(ctx, os.Args[2], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	case len(os.Args) == 4 && os.Args[1] == spawnFlag:
+		code := spawnMain(ctx, os.Args[2], os.Args[3], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

@@ -53,7 +53,9 @@ type options struct {
 	quick       bool
 	concurrency int
 	cpuProfile  string
+	memProfile  string
 	simProcess  bool
+	lean        bool
 	budget      budgetSpec
 	budgetRows  int
 	args        []string
@@ -69,7 +71,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	quick := fs.Bool("quick", false, "small sizes and a short budget run: a smoke test, figures mean little")
 	conc := fs.String("concurrency", "auto", "pipeline scenarios: time slices walked at once, N or auto")
 	cpu := fs.String("cpuprofile", "", "write a CPU profile of every timed part (and of the simulator) into this folder")
+	mem := fs.String("memprofile", "", "write a heap profile of every timed part, taken at its peak, into this folder")
 	simProc := fs.Bool("sim-process", true, "serve the simulator from a process of its own, so the pipeline's RSS and allocations are its own")
+	lean := fs.Bool("lean", true, "run every child but DuckDB's from a copy of this binary built without DuckDB, whose ~28 MB would count in every peak RSS (needs the go command and the module's source)")
 	budgetFor := fs.Duration("budget-duration", 42*time.Second, "how long each budget run lasts (the share is measured over whole 10s steady windows)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: klaviyo-bench [flags]\n\nMeasures klaviyo-etl against DuckDB and PostgreSQL COPY on this machine; see docs/performance.md.\n\n")
@@ -90,7 +94,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		writeDoc:    *writeDoc,
 		quick:       *quick,
 		cpuProfile:  *cpu,
+		memProfile:  *mem,
 		simProcess:  *simProc,
+		lean:        *lean,
 		args:        args,
 		budget: budgetSpec{
 			Latency:  500 * time.Millisecond,
@@ -98,7 +104,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 			Steady:   extract.Rate{N: 300, Per: 10 * time.Second},
 			Duration: *budgetFor,
 		},
-		budgetRows: 400_000,
+		budgetRows: 200_000,
 	}
 	for _, s := range strings.Split(*scen, ",") {
 		s = strings.TrimSpace(s)
@@ -175,16 +181,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if o.cpuProfile != "" {
-		if err := os.MkdirAll(o.cpuProfile, 0o755); err != nil {
-			return fmt.Errorf("-cpuprofile: %w", err)
+	for _, d := range []string{o.cpuProfile, o.memProfile} {
+		if d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("profile folder: %w", err)
+			}
 		}
 	}
 	b := &bench{o: o, self: self, tmp: tmp, stdout: stdout, stderr: stderr, machine: readMachine(), started: time.Now()}
 	if o.scenarios[scDuckDB] && !hasDuckDB {
 		return usagef("-scenarios %s: this binary was built with -tags nobenchduckdb", scDuckDB)
 	}
-	b.lean = b.leanBinary(ctx)
+	b.lean = b.self
+	if o.lean {
+		b.lean = b.leanBinary(ctx)
+	}
 	if o.scenarios[scPostgres] || o.scenarios[scCopy] {
 		if err := b.openDatabase(ctx); err != nil {
 			return err
@@ -374,7 +385,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 		if _, err := b.pipeline(ctx, childSpec{Kind: kindPipeline, Sink: "postgres", Profiles: seedRows, Seed: 2, DatabaseURL: b.dbURL, Schema: other}, ""); err != nil {
 			return fmt.Errorf("postgres pipeline, seeding: %w", err)
 		}
-		spec = childSpec{Kind: kindPipeline, Sink: "postgres", Profiles: n, Seed: 1, DatabaseURL: b.dbURL, Schema: other}
+		spec = childSpec{Kind: kindPipeline, Sink: "postgres", Profiles: n, Seed: 1, DatabaseURL: b.dbURL, Schema: other, Since: since}
 		r, err = b.pipeline(ctx, spec, "postgres-new")
 		if err != nil {
 			return fmt.Errorf("postgres pipeline, new rows, %d profiles: %w", n, err)
@@ -438,6 +449,15 @@ func (b *bench) profile(n int, name string) string {
 	return filepath.Join(b.o.cpuProfile, fmt.Sprintf("%d-%s.pprof", n, name))
 }
 
+// memProfile is the heap profile path of a scenario, "" without
+// -memprofile.
+func (b *bench) memProfile(n int, name string) string {
+	if b.o.memProfile == "" {
+		return ""
+	}
+	return filepath.Join(b.o.memProfile, fmt.Sprintf("%d-%s.heap.pprof", n, name))
+}
+
 // pipeline runs a pipeline child, serving the simulator from a sim child
 // of its own unless -sim-process=false. An empty name runs it untimed
 // (setup): no profile is written.
@@ -445,6 +465,7 @@ func (b *bench) pipeline(ctx context.Context, spec childSpec, name string) (chil
 	spec.Concurrency = b.o.concurrency
 	if name != "" {
 		spec.CPUProfile = b.profile(spec.Profiles, name)
+		spec.MemProfile = b.memProfile(spec.Profiles, name)
 	}
 	if !b.o.simProcess {
 		return b.child(ctx, spec)
@@ -468,10 +489,11 @@ func (b *bench) pipeline(ctx context.Context, spec childSpec, name string) (chil
 // childRun is what one child reported.
 type childRun struct {
 	ms  []measurement
-	rss int64 // peak RSS, bytes
+	rss int64 // peak RSS (Rusage.Maxrss), bytes
 }
 
-// child runs one child process to its end.
+// child runs one child process to its end, through a spawner (see
+// spawnFlag).
 func (b *bench) child(ctx context.Context, spec childSpec) (childRun, error) {
 	arg, err := json.Marshal(spec)
 	if err != nil {
@@ -481,25 +503,27 @@ func (b *bench) child(ctx context.Context, spec childSpec) (childRun, error) {
 	if spec.Kind == kindDuckDB {
 		bin = b.self
 	}
-	cmd := exec.CommandContext(ctx, bin, childFlag, string(arg))
+	cmd := exec.CommandContext(ctx, b.lean, spawnFlag, bin, string(arg))
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = b.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 15 * time.Second
+	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Run(); err != nil {
 		return childRun{}, fmt.Errorf("child %s: %w", spec.Kind, err)
 	}
-	r := childRun{rss: peakRSS(cmd.ProcessState)}
-	if line := bytes.TrimSpace(out.Bytes()); len(line) > 0 {
-		if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
-			line = line[i+1:]
-		}
-		if err := json.Unmarshal(line, &r.ms); err != nil {
-			return childRun{}, fmt.Errorf("child %s: its report: %w", spec.Kind, err)
-		}
+	line := bytes.TrimSpace(out.Bytes())
+	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
 	}
-	return r, nil
+	var rep childReport
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return childRun{}, fmt.Errorf("child %s: its report: %w", spec.Kind, err)
+	}
+	if rep.HWM > 0 && float64(rep.PeakRSS) > float64(rep.HWM)*1.05+4e6 {
+		fmt.Fprintf(b.stderr, "klaviyo-bench: child %s: Rusage.Maxrss %s is above its own VmHWM %s\n", spec.Kind, mb(rep.PeakRSS), mb(rep.HWM))
+	}
+	return childRun{ms: rep.Measurements, rss: rep.PeakRSS}, nil
 }
 
 // simChild is a running sim child.

@@ -110,7 +110,7 @@ func startSubprocess(t *testing.T, env map[string]string, args ...string) *exec.
 // random instants, then lets a run finish: the output must be exactly the
 // data set, once, with no debris.
 func TestParquetKilledRunsConverge(t *testing.T) {
-	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 6000, Seed: 11, Latency: 40 * time.Millisecond, Jitter: 0.5, Unlimited: true})
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 10000, Seed: 11, Latency: 40 * time.Millisecond, Jitter: 0.5, Unlimited: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestParquetKilledRunsConverge(t *testing.T) {
 	kills := 0
 	for i := 0; i < 8; i++ {
 		cmd := startSubprocess(t, simEnv(sim), args...)
-		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		err := cmd.Wait()
 		if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signaled() {

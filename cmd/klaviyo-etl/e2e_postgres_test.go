@@ -118,7 +118,7 @@ func TestPostgresEndToEnd(t *testing.T) {
 // a final run must leave the table equal to the data set.
 func TestPostgresKilledRunsConverge(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 6000, Seed: 13, Latency: 40 * time.Millisecond, Jitter: 0.5, Unlimited: true})
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 10000, Seed: 13, Latency: 40 * time.Millisecond, Jitter: 0.5, Unlimited: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestPostgresKilledRunsConverge(t *testing.T) {
 	kills := 0
 	for i := 0; i < 8; i++ {
 		cmd := startSubprocess(t, pgEnv(sim, url), args...)
-		time.Sleep(time.Duration(150+rng.IntN(1200)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		if err := cmd.Wait(); err != nil && cmd.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
 			kills++

@@ -256,6 +256,11 @@ func (s *Sink) open(ctx context.Context) error {
 		if enc := conn.PgConn().ParameterStatus("server_encoding"); enc != "UTF8" {
 			return fmt.Errorf("database encoding is %s; klaviyo-etl needs a UTF8 database", enc)
 		}
+		// A backend whose client died (a run killed with SIGKILL in the
+		// middle of a statement) then notices within a second and gives up
+		// the run lock. PostgreSQL 14 added the setting; older servers
+		// simply lack it.
+		_, _ = conn.Exec(ctx, `SET client_connection_check_interval = '1s'`)
 		if err := lock(ctx, conn, s.cfg.Schema, s.lockKey, s.oldPID, s.log); err != nil {
 			return err
 		}
@@ -771,11 +776,17 @@ func (s *Sink) release(ctx context.Context) error {
 	return conn.Close(ctx)
 }
 
-// lock takes the schema's run lock on conn without waiting. If the lock is
+// lockGrace is how long Begin waits for a run lock held by another session
+// before reporting load.ErrLocked: long enough for the backend of a killed
+// run to notice, short enough that a second concurrent run fails fast.
+const lockGrace = 3 * time.Second
+
+// lock takes the schema's run lock on conn. If the lock is
 // held by ownOld, the backend of this sink's previous, broken connection,
 // that backend is terminated and the lock awaited briefly.
 func lock(ctx context.Context, conn *pgx.Conn, schemaName string, key int64, ownOld uint32, log zerolog.Logger) error {
 	deadline := time.Now().Add(30 * time.Second)
+	grace := time.Now().Add(lockGrace)
 	terminated := false
 	for {
 		var ok bool
@@ -808,6 +819,16 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 		}
 		if err != nil {
 			return fmt.Errorf("find run lock holder: %w", describe(err))
+		}
+		if (ownOld == 0 || uint32(pid) != ownOld) && time.Now().Before(grace) {
+			// The holder may be the backend of a run that was just killed:
+			// PostgreSQL ends it as soon as it notices its client is gone.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		if ownOld == 0 || uint32(pid) != ownOld || time.Now().After(deadline) {
 			holder := fmt.Sprintf("backend pid %d", pid)
