@@ -22,8 +22,9 @@ import (
 //  5. Close releases the lock and discards anything written and not
 //     committed. It must be called once, whatever happened before.
 //
-// A Sink does not retain a Batch's records after Write returns; the caller
-// releases them.
+// A Sink may Retain a Batch's records until the next Commit or Close (the
+// PostgreSQL sink does, to replay a checkpoint after a transient failure);
+// the caller releases its own reference once Write returns.
 type Sink interface {
 	Begin(ctx context.Context) (State, error)
 	Write(ctx context.Context, b Batch) error
