@@ -424,12 +424,28 @@ func contains(list []string, s string) bool {
 // Probe sends one request (page[size]=1, no filter) to check the base URL,
 // key, scope, revision and field lists, for --dry-run.
 func (c *Client) Probe(ctx context.Context) error {
-	q := c.query("created", time.Time{}, time.Time{}, "")
-	q.Set("page[size]", "1")
-	if _, _, err := c.fetch(ctx, q, "created"); err != nil {
+	if _, _, err := c.Oldest(ctx, "created"); err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
 	return nil
+}
+
+// Oldest returns the smallest value of the cursor field in the account, with
+// one request (sort ascending, page[size]=1). ok is false when the account
+// has no profiles or the first one has no parseable cursor. A first run
+// starts its window there instead of at the Unix epoch, so its time slices
+// and its progress cover where the profiles are.
+func (c *Client) Oldest(ctx context.Context, field string) (oldest time.Time, ok bool, err error) {
+	q := c.query(field, time.Time{}, time.Time{}, "")
+	q.Set("page[size]", "1")
+	doc, _, err := c.fetch(ctx, q, field)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if len(doc.records) == 0 || doc.records[0].Cursor.IsZero() {
+		return time.Time{}, false, nil
+	}
+	return doc.records[0].Cursor, true, nil
 }
 
 // fetch is one page: request, full body read and JSON decode, retried as a

@@ -155,7 +155,7 @@ type runner struct {
 
 func (r *runner) execute(ctx context.Context) (Summary, error) {
 	r.started = r.cfg.Now()
-	if err := r.prepare(); err != nil {
+	if err := r.prepare(ctx); err != nil {
 		return Summary{}, err
 	}
 	if !r.run.Start.Before(r.run.End) {
@@ -181,7 +181,7 @@ func (r *runner) execute(ctx context.Context) (Summary, error) {
 }
 
 // prepare decides the run: resume the one in the state, or start a new one.
-func (r *runner) prepare() error {
+func (r *runner) prepare(ctx context.Context) error {
 	now := r.cfg.Now().UTC()
 	if r.st.Cursors == nil {
 		r.st.Cursors = map[string]*load.Cursor{}
@@ -214,6 +214,20 @@ func (r *runner) prepare() error {
 		start = r.cfg.Since.UTC()
 	case cur != nil && !full:
 		start = cur.End.Add(-r.cfg.Lookback)
+	default:
+		// A first run: start at the oldest profile rather than the epoch,
+		// so slices and progress cover where the profiles are.
+		if o, ok := r.walker.(interface {
+			Oldest(ctx context.Context, field string) (time.Time, bool, error)
+		}); ok {
+			oldest, found, err := o.Oldest(ctx, r.cfg.CursorField)
+			if err != nil {
+				return fmt.Errorf("find the oldest profile: %w", err)
+			}
+			if found && oldest.After(start) {
+				start = oldest.UTC().Truncate(time.Second)
+			}
+		}
 	}
 	if start.After(end) {
 		start = end

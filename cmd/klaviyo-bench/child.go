@@ -42,14 +42,14 @@ type childSpec struct {
 	SimURL string `json:"sim_url,omitempty"`
 	// Records is the NDJSON file of records (dump writes it; duckdb, copy
 	// and a file pipeline read it).
-	Records     string    `json:"records,omitempty"`
-	Dir         string    `json:"dir,omitempty"` // scratch folder of the child
-	DatabaseURL string    `json:"database_url,omitempty"`
-	Schema      string    `json:"schema,omitempty"`
-	Since       time.Time `json:"since,omitzero"`
-	Concurrency int       `json:"concurrency,omitempty"` // 0 = auto
-	CPUProfile  string    `json:"cpu_profile,omitempty"`
-	MemProfile  string    `json:"mem_profile,omitempty"`
+	Records     string     `json:"records,omitempty"`
+	Dir         string     `json:"dir,omitempty"` // scratch folder of the child
+	DatabaseURL string     `json:"database_url,omitempty"`
+	Schema      string     `json:"schema,omitempty"`
+	Since       time.Time  `json:"since,omitzero"`
+	Concurrency int        `json:"concurrency,omitempty"` // 0 = auto
+	CPUProfile  string     `json:"cpu_profile,omitempty"`
+	MemProfile  string     `json:"mem_profile,omitempty"`
 	Budget      budgetSpec `json:"budget,omitzero"`
 }
 
@@ -65,11 +65,18 @@ type measurement struct {
 	RateLimited int64   `json:"rate_limited,omitempty"`
 	// Budget: share of the steady window used over the measured span, and
 	// how long that span was.
-	SteadyShare  float64 `json:"steady_share,omitempty"`
-	SpanSeconds  float64 `json:"span_seconds,omitempty"`
-	InFlightMax  int64   `json:"in_flight_max,omitempty"`
-	Rejects      int64   `json:"rejects,omitempty"`
-	AllocsValid  bool    `json:"allocs_valid,omitempty"`
+	SteadyShare float64 `json:"steady_share,omitempty"`
+	SpanSeconds float64 `json:"span_seconds,omitempty"`
+	InFlightMax int64   `json:"in_flight_max,omitempty"`
+	Rejects     int64   `json:"rejects,omitempty"`
+	AllocsValid bool    `json:"allocs_valid,omitempty"`
+	// Pipeline stages (see stages): seconds the page callback ran (the
+	// consumer busy), of which outside the sink (dedup and transform), and
+	// seconds in the sink's Write and Commit in all.
+	Busy       float64 `json:"busy,omitempty"`
+	Transform  float64 `json:"transform,omitempty"`
+	SinkWrite  float64 `json:"sink_write,omitempty"`
+	SinkCommit float64 `json:"sink_commit,omitempty"`
 }
 
 // childReport is the last line a child writes on stdout, completed by the

@@ -11,21 +11,98 @@ import (
 	"time"
 )
 
+// Ceilings a row can be, or be compared with.
+const (
+	ceilDuckDB = "DuckDB"
+	ceilCopy   = "COPY"
+)
+
 // row is one line of output and of the table.
 type row struct {
 	Scenario string
+	n        int // profiles in the account
 	m        measurement
 	rss      int64 // peak RSS of the child, bytes
 
-	ratio   float64 // to ratioTo's rate at the same size; 0 = none
+	is   string  // the ceiling this row measures, if any
+	vs   string  // the ceiling this row is compared with, if any
+	want float64 // target ratio to vs (or budget share); 0 = no target
+
+	ratio   float64 // to ratioTo's best rate at the same size; set by setRatio
 	ratioTo string
-	want    float64 // target ratio (or budget share); 0 = no target
 
 	budget bool
 
-	memory       bool
+	memLabel string // the sink, for the memory comparison of this row's scenario
+
+	mem          bool // a memory comparison
 	memLo, memHi int
 	rssLo        int64
+}
+
+// setRatio compares r with the best rate of its ceiling at its size among
+// rows.
+func (r *row) setRatio(rows []row) {
+	if r.vs == "" {
+		return
+	}
+	var c float64
+	for _, o := range rows {
+		if o.is == r.vs && o.n == r.n {
+			c = max(c, o.m.rate())
+		}
+	}
+	if c > 0 {
+		r.ratio, r.ratioTo = r.m.rate()/c, r.vs
+	}
+}
+
+// best keeps, of rows of the same scenario and size, the one with the
+// best rate, with the highest peak RSS of them all, in first-seen order,
+// and sets the ratios again from the best ceilings.
+func best(rows []row) []row {
+	var out []row
+	at := map[string]int{}
+	for _, r := range rows {
+		key := fmt.Sprintf("%s\x00%d", r.Scenario, r.n)
+		i, seen := at[key]
+		if !seen {
+			at[key] = len(out)
+			out = append(out, r)
+			continue
+		}
+		rss := max(out[i].rss, r.rss)
+		if r.m.rate() > out[i].m.rate() {
+			out[i] = r
+		}
+		out[i].rss = rss
+	}
+	for i := range out {
+		out[i].setRatio(out)
+	}
+	return out
+}
+
+// memoryRows compares the peak RSS of the pipeline runs at the smallest
+// and the largest size.
+func memoryRows(rows []row, sizes []int) []row {
+	if len(sizes) < 2 {
+		return nil
+	}
+	lo, hi := sizes[0], sizes[len(sizes)-1]
+	var out []row
+	for _, a := range rows {
+		if a.memLabel == "" || a.n != lo {
+			continue
+		}
+		for _, z := range rows {
+			if z.Scenario == a.Scenario && z.n == hi {
+				out = append(out, row{Scenario: "memory: klaviyo-etl → " + a.memLabel, mem: true,
+					memLo: lo, memHi: hi, rssLo: a.rss, rss: z.rss})
+			}
+		}
+	}
+	return out
 }
 
 // Memory targets: peak RSS at the largest size.
@@ -58,7 +135,7 @@ func (m measurement) allocs() (float64, bool) {
 // met reports whether the row has a target and meets it.
 func (r row) met() (has, ok bool) {
 	switch {
-	case r.memory:
+	case r.mem:
 		return true, r.rss <= maxRSS && float64(r.rss) <= float64(r.rssLo)*(1+maxRSSDrift)
 	case r.budget:
 		if r.want == 0 {
@@ -81,7 +158,7 @@ func yesNo(ok bool) string {
 // target describes the row's target.
 func (r row) target() string {
 	switch {
-	case r.memory:
+	case r.mem:
 		return fmt.Sprintf("≤ %.0f MB and ≤ +%.0f%%", maxRSS/1e6, maxRSSDrift*100)
 	case r.budget:
 		if r.want == 0 {
@@ -99,7 +176,7 @@ func (r row) target() string {
 // ratioText is the ratio column.
 func (r row) ratioText() string {
 	switch {
-	case r.memory:
+	case r.mem:
 		return fmt.Sprintf("%+.1f%%", (float64(r.rss)/float64(r.rssLo)-1)*100)
 	case r.budget:
 		return fmt.Sprintf("%.1f%% of the steady budget, %d × 429", r.m.SteadyShare*100, r.m.RateLimited)
@@ -117,7 +194,7 @@ func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
 // line is the row as one line of text.
 func (r row) line() string {
 	var b strings.Builder
-	if r.memory {
+	if r.mem {
 		fmt.Fprintf(&b, "%-40s peak RSS %s at %d profiles, %s at %d (%s)", r.Scenario, mb(r.rssLo), r.memLo, mb(r.rss), r.memHi, r.ratioText())
 	} else {
 		fmt.Fprintf(&b, "%-40s %8d profiles %7.2fs %8.0f profiles/s %6.1f MB/s", r.Scenario, r.m.Rows, r.m.Seconds, r.m.rate(), r.m.mbps())
@@ -129,6 +206,15 @@ func (r row) line() string {
 			fmt.Fprintf(&b, "; %d requests, at most %d in flight; %s over %.0fs", r.m.Requests, r.m.InFlightMax, r.ratioText(), r.m.SpanSeconds)
 		} else if t := r.ratioText(); t != "" {
 			fmt.Fprintf(&b, "; %s", t)
+		}
+		if r.m.OutBytes > 0 {
+			fmt.Fprintf(&b, "; Parquet %s", mb(r.m.OutBytes))
+		}
+		if r.m.Busy > 0 && !r.budget {
+			// Where the time went: the single consumer's share of the
+			// wall time, its part outside the sink, and the sink's.
+			fmt.Fprintf(&b, "; consumer busy %.0f%%, transform %.1fs, sink write %.1fs, commit %.1fs",
+				100*r.m.Busy/r.m.Seconds, r.m.Transform, r.m.SinkWrite, r.m.SinkCommit)
 		}
 	}
 	if has, ok := r.met(); has {
@@ -143,7 +229,7 @@ func (r row) cells() []string {
 	if has, ok := r.met(); has {
 		target = r.target() + ": " + yesNo(ok)
 	}
-	if r.memory {
+	if r.mem {
 		return []string{r.Scenario, fmt.Sprintf("%s → %s", thousands(int64(r.memLo)), thousands(int64(r.memHi))), "", "", "",
 			fmt.Sprintf("%s → %s", mb(r.rssLo), mb(r.rss)), r.ratioText(), target}
 	}
@@ -209,7 +295,7 @@ const (
 )
 
 // docSection is the generated part of docs/performance.md.
-func (b *bench) docSection() string {
+func (b *bench) docSection(table []row) string {
 	var s strings.Builder
 	s.WriteString(docBegin + "\n")
 	fmt.Fprintf(&s, "Measured %s on %d CPUs (%s), %s, %s/%s", b.started.UTC().Format("2006-01-02 15:04 MST"),
@@ -220,11 +306,14 @@ func (b *bench) docSection() string {
 	if b.machine.load != "" {
 		fmt.Fprintf(&s, "; load average %s when the run started", b.machine.load)
 	}
-	s.WriteString(".\n\n")
-	s.WriteString("```sh\n" + b.command() + "\n```\n\n")
+	s.WriteString(".")
+	if b.o.repeat > 1 {
+		fmt.Fprintf(&s, " Throughput rows are the best of %d runs, with the highest peak RSS of the %d.", b.o.repeat, b.o.repeat)
+	}
+	s.WriteString("\n\n```sh\n" + b.command() + "\n```\n\n")
 	s.WriteString("| scenario | profiles | profiles/s | MB/s of JSON | allocs/profile | peak RSS | ratio to ceiling | target met? |\n")
 	s.WriteString("|---|--:|--:|--:|--:|--:|---|---|\n")
-	for _, r := range b.rows {
+	for _, r := range table {
 		cells := r.cells()
 		for i := range cells {
 			cells[i] = strings.ReplaceAll(cells[i], "|", `\|`)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,6 +59,7 @@ type options struct {
 	lean        bool
 	budget      budgetSpec
 	budgetRows  int
+	repeat      int
 	args        []string
 }
 
@@ -74,6 +76,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	mem := fs.String("memprofile", "", "write a heap profile of every timed part, taken at its peak, into this folder")
 	simProc := fs.Bool("sim-process", true, "serve the simulator from a process of its own, so the pipeline's RSS and allocations are its own")
 	lean := fs.Bool("lean", true, "run every child but DuckDB's from a copy of this binary built without DuckDB, whose ~28 MB would count in every peak RSS (needs the go command and the module's source)")
+	repeat := fs.Int("repeat", 1, "run the throughput scenarios this many times; the table keeps each one's best rate and its highest peak RSS")
 	budgetFor := fs.Duration("budget-duration", 42*time.Second, "how long each budget run lasts (the share is measured over whole 10s steady windows)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: klaviyo-bench [flags]\n\nMeasures klaviyo-etl against DuckDB and PostgreSQL COPY on this machine; see docs/performance.md.\n\n")
@@ -97,6 +100,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		memProfile:  *mem,
 		simProcess:  *simProc,
 		lean:        *lean,
+		repeat:      *repeat,
 		args:        args,
 		budget: budgetSpec{
 			Latency:  500 * time.Millisecond,
@@ -141,6 +145,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.concurrency = n
 	}
+	if o.repeat < 1 || o.repeat > 20 {
+		return nil, usagef("-repeat %d: want 1..20", o.repeat)
+	}
 	if o.budget.Duration < 2*o.budget.Steady.Per && !o.quick {
 		return nil, usagef("-budget-duration %s: at least two steady windows (%s)", o.budget.Duration, 2*o.budget.Steady.Per)
 	}
@@ -172,6 +179,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// Children and simulators write their errors concurrently.
+	stderr = &syncWriter{w: stderr}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)
@@ -203,9 +212,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer b.closeDatabase()
 	}
 	fmt.Fprintf(stdout, "klaviyo-bench: %s\n", b.machine.summary())
-	for _, n := range o.profiles {
-		if err := b.size(ctx, n); err != nil {
-			return err
+	for i := range o.repeat {
+		if o.repeat > 1 {
+			fmt.Fprintf(stdout, "klaviyo-bench: run %d of %d\n", i+1, o.repeat)
+		}
+		for _, n := range o.profiles {
+			if err := b.size(ctx, n); err != nil {
+				return err
+			}
 		}
 	}
 	if o.scenarios[scBudget] {
@@ -213,11 +227,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
+	table := best(b.rows)
+	if o.repeat > 1 {
+		fmt.Fprintf(stdout, "klaviyo-bench: best of %d runs\n", o.repeat)
+		for _, r := range table {
+			fmt.Fprintln(stdout, r.line())
+		}
+	}
 	if o.scenarios[scMemory] {
-		b.memory()
+		for _, r := range memoryRows(table, o.profiles) {
+			fmt.Fprintln(stdout, r.line())
+			table = append(table, r)
+		}
 	}
 	if o.writeDoc != "" {
-		if err := writeDoc(o.writeDoc, b.docSection()); err != nil {
+		if err := writeDoc(o.writeDoc, b.docSection(table)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "klaviyo-bench: wrote the table into %s\n", o.writeDoc)
@@ -231,21 +255,17 @@ type bench struct {
 	self       string // runs the DuckDB child
 	lean       string // runs every other child (see leanBinary)
 	leanFailed bool
-	tmp     string
-	stdout  io.Writer
-	stderr  io.Writer
-	machine machine
-	started time.Time
+	tmp        string
+	stdout     io.Writer
+	stderr     io.Writer
+	machine    machine
+	started    time.Time
 
 	dbURL   string
 	pg      *localPostgres
 	schemas []string // created, dropped at the end
 
-	rows []row
-	// per size: the ceilings, for the ratios
-	duck map[int]float64
-	copy map[int]float64
-	rss  map[string]map[int]int64 // sink → size → peak RSS
+	rows []row // every measurement, repeats included, in order
 }
 
 func (b *bench) openDatabase(ctx context.Context) error {
@@ -323,24 +343,21 @@ func (b *bench) size(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("duckdb, %d profiles: %w", n, err)
 		}
-		m := r.ms[0]
-		setCeiling(&b.duck, n, m.rate())
-		b.add(row{Scenario: "ceiling: DuckDB, NDJSON file → Parquet (zstd)", m: m, rss: r.rss})
+		b.add(row{Scenario: "ceiling: DuckDB, NDJSON file → Parquet (zstd)", n: n, m: r.ms[0], rss: r.rss, is: ceilDuckDB})
 	}
 	if o.scenarios[scParquet] {
 		r, err := b.pipeline(ctx, childSpec{Kind: kindPipeline, Sink: "parquet", Profiles: n, Seed: 1, Dir: b.scratch(dir)}, "parquet")
 		if err != nil {
 			return fmt.Errorf("parquet pipeline, %d profiles: %w", n, err)
 		}
-		b.noteRSS("parquet", n, r.rss)
-		b.add(b.vsDuck(row{Scenario: "klaviyo-etl: simulator → Parquet", m: r.ms[0], rss: r.rss}, n, 2))
+		b.add(row{Scenario: "klaviyo-etl: simulator → Parquet", n: n, m: r.ms[0], rss: r.rss, vs: ceilDuckDB, want: 2, memLabel: "Parquet"})
 	}
 	if o.scenarios[scParquetFile] {
 		r, err := b.child(ctx, childSpec{Kind: kindPipeline, Sink: "parquet", Profiles: n, Records: records, Dir: b.scratch(dir), CPUProfile: b.profile(n, "parquet-file")})
 		if err != nil {
 			return fmt.Errorf("parquet pipeline from a file, %d profiles: %w", n, err)
 		}
-		b.add(b.vsDuck(row{Scenario: "klaviyo-etl: NDJSON file → Parquet (no HTTP)", m: r.ms[0], rss: r.rss}, n, 0))
+		b.add(row{Scenario: "klaviyo-etl: NDJSON file → Parquet (no HTTP)", n: n, m: r.ms[0], rss: r.rss, vs: ceilDuckDB})
 	}
 	if o.scenarios[scCopy] {
 		r, err := b.child(ctx, childSpec{Kind: kindCopy, Profiles: n, Records: records, DatabaseURL: b.dbURL, Schema: b.schema("copy", n), CPUProfile: b.profile(n, "copy")})
@@ -350,12 +367,13 @@ func (b *bench) size(ctx context.Context, n int) error {
 		for _, m := range r.ms {
 			switch m.Name {
 			case "copy":
-				setCeiling(&b.copy, n, m.rate())
-				b.add(row{Scenario: "ceiling: COPY into an empty profiles table", m: m, rss: r.rss})
+				b.add(row{Scenario: "ceiling: COPY into an empty profiles table", n: n, m: m, rss: r.rss, is: ceilCopy})
+			case "copy-bare":
+				b.add(row{Scenario: "context: COPY into a table without key or indexes", n: n, m: m, rss: r.rss, vs: ceilCopy})
 			case "copy-upsert-new":
-				b.add(b.vsCopy(row{Scenario: "ceiling: COPY to staging + INSERT … ON CONFLICT, new rows", m: m, rss: r.rss}, n, 0))
+				b.add(row{Scenario: "ceiling: COPY to staging + INSERT … ON CONFLICT, new rows", n: n, m: m, rss: r.rss, vs: ceilCopy})
 			case "copy-upsert-existing":
-				b.add(b.vsCopy(row{Scenario: "ceiling: COPY to staging + INSERT … ON CONFLICT, rows existing", m: m, rss: r.rss}, n, 0))
+				b.add(row{Scenario: "ceiling: COPY to staging + INSERT … ON CONFLICT, rows existing", n: n, m: m, rss: r.rss, vs: ceilCopy})
 			}
 		}
 	}
@@ -366,8 +384,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("postgres pipeline, %d profiles: %w", n, err)
 		}
-		b.noteRSS("postgres", n, r.rss)
-		b.add(b.vsCopy(row{Scenario: "klaviyo-etl: simulator → PostgreSQL, first backfill (empty tables)", m: r.ms[0], rss: r.rss}, n, 0.9))
+		b.add(row{Scenario: "klaviyo-etl: simulator → PostgreSQL, first backfill (empty tables)", n: n, m: r.ms[0], rss: r.rss, vs: ceilCopy, want: 0.9, memLabel: "PostgreSQL (first backfill)"})
 
 		// The same account read again: every row exists, and goes
 		// through staging and the merge.
@@ -376,7 +393,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("postgres pipeline again, %d profiles: %w", n, err)
 		}
-		b.add(b.vsCopy(row{Scenario: "klaviyo-etl: simulator → PostgreSQL, incremental, every row existing", m: r.ms[0], rss: r.rss}, n, 0.6))
+		b.add(row{Scenario: "klaviyo-etl: simulator → PostgreSQL, incremental, every row existing", n: n, m: r.ms[0], rss: r.rss, vs: ceilCopy, want: 0.6})
 
 		// New rows into tables that already hold others (another
 		// account's 1,000 profiles): staging and the merge as well.
@@ -390,46 +407,9 @@ func (b *bench) size(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("postgres pipeline, new rows, %d profiles: %w", n, err)
 		}
-		b.add(b.vsCopy(row{Scenario: "klaviyo-etl: simulator → PostgreSQL, incremental, new rows", m: r.ms[0], rss: r.rss}, n, 0.6))
+		b.add(row{Scenario: "klaviyo-etl: simulator → PostgreSQL, incremental, new rows", n: n, m: r.ms[0], rss: r.rss, vs: ceilCopy, want: 0.6})
 	}
 	return nil
-}
-
-func setCeiling(m *map[int]float64, n int, v float64) {
-	if *m == nil {
-		*m = map[int]float64{}
-	}
-	(*m)[n] = v
-}
-
-func (b *bench) noteRSS(sink string, n int, rss int64) {
-	if b.rss == nil {
-		b.rss = map[string]map[int]int64{}
-	}
-	if b.rss[sink] == nil {
-		b.rss[sink] = map[int]int64{}
-	}
-	b.rss[sink][n] = rss
-}
-
-// vsDuck sets the row's ratio to DuckDB's rate at the same size, and its
-// target when want > 0.
-func (b *bench) vsDuck(r row, n int, want float64) row {
-	if c := b.duck[n]; c > 0 {
-		r.ratio = r.m.rate() / c
-		r.ratioTo = "DuckDB"
-		r.want = want
-	}
-	return r
-}
-
-func (b *bench) vsCopy(r row, n int, want float64) row {
-	if c := b.copy[n]; c > 0 {
-		r.ratio = r.m.rate() / c
-		r.ratioTo = "COPY"
-		r.want = want
-	}
-	return r
 }
 
 // scratch returns a new empty folder under dir.
@@ -589,7 +569,7 @@ func (b *bench) budget(ctx context.Context) error {
 		bs := b.o.budget
 		rw := row{
 			Scenario: fmt.Sprintf("budget: %s ±20%% latency, %s burst, %s steady, --concurrency %s", bs.Latency, bs.Burst, bs.Steady, name),
-			m:        r.ms[0], rss: r.rss, budget: true,
+			n:        b.o.budgetRows, m: r.ms[0], rss: r.rss, budget: true,
 		}
 		if c == 0 {
 			rw.want = 0.95
@@ -599,24 +579,22 @@ func (b *bench) budget(ctx context.Context) error {
 	return nil
 }
 
-// memory adds the peak RSS comparison of the smallest and largest size.
-func (b *bench) memory() {
-	if len(b.o.profiles) < 2 {
-		return
-	}
-	lo, hi := b.o.profiles[0], b.o.profiles[len(b.o.profiles)-1]
-	for _, sink := range []string{"parquet", "postgres"} {
-		a, z := b.rss[sink][lo], b.rss[sink][hi]
-		if a == 0 || z == 0 {
-			continue
-		}
-		r := row{Scenario: "memory: klaviyo-etl → " + map[string]string{"parquet": "Parquet", "postgres": "PostgreSQL (first backfill)"}[sink],
-			memLo: lo, memHi: hi, rssLo: a, rss: z, memory: true}
-		b.add(r)
-	}
-}
-
+// add prints a measurement and keeps it. Its ratio is to the best
+// ceiling measured so far at its size.
 func (b *bench) add(r row) {
+	r.setRatio(b.rows)
 	b.rows = append(b.rows, r)
 	fmt.Fprintln(b.stdout, r.line())
+}
+
+// syncWriter serialises writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

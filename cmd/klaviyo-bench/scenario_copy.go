@@ -31,6 +31,8 @@ const upsertChunk = 100_000
 //   - copy: one COPY of every row into an empty profiles table of the
 //     pipeline's own definition (migrations applied: primary key and three
 //     indexes), in one transaction;
+//   - copy-bare: the same into a table of the same columns without key or
+//     indexes, for context;
 //   - copy-upsert-new and copy-upsert-existing: per 100,000 rows, COPY into
 //     a temporary staging table and INSERT … ON CONFLICT (id) DO UPDATE,
 //     first into an empty table (every row new), then again (every row
@@ -83,6 +85,24 @@ func runCopy(ctx context.Context, spec childSpec) ([]measurement, error) {
 	out = append(out, m)
 	// Only the first timed part writes the CPU profile.
 	spec.CPUProfile = ""
+
+	// For context: the same COPY into a table of the same columns without
+	// the primary key and the indexes.
+	bare := pgx.Identifier{plain, "profiles_bare"}
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+bare.Sanitize()+" (LIKE "+table.Sanitize()+")"); err != nil {
+		return nil, fmt.Errorf("bare table: %w", err)
+	}
+	m = measurement{Name: "copy-bare", JSONBytes: jsonBytes, Rows: rows}
+	err = timed(spec, &m, func() error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			_, err := tx.CopyFrom(ctx, bare, cols, newArrowSource(recs))
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("copy without indexes: %w", err)
+	}
+	out = append(out, m)
 
 	target := pgx.Identifier{upsert, schema.Profiles.Name}
 	for _, name := range []string{"copy-upsert-new", "copy-upsert-existing"} {
@@ -304,7 +324,9 @@ func (s *arrowSource) Err() error { return nil }
 
 type textCell struct{ s string }
 
-func (c *textCell) TextValue() (pgtype.Text, error) { return pgtype.Text{String: c.s, Valid: true}, nil }
+func (c *textCell) TextValue() (pgtype.Text, error) {
+	return pgtype.Text{String: c.s, Valid: true}, nil
+}
 
 type timeCell struct{ us int64 }
 

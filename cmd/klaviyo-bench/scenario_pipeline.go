@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/klaviyo-etl/klaviyo-etl/extract"
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
 	"github.com/klaviyo-etl/klaviyo-etl/load"
 	"github.com/klaviyo-etl/klaviyo-etl/load/parquet"
@@ -68,9 +69,11 @@ func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
 	cfg := pipeline.Config{Revision: revision, Since: spec.Since, Logger: zerolog.Nop()}
 	m := measurement{Name: spec.Sink}
 	var sum pipeline.Summary
+	var st stages
+	tw, ts := &timedWalker{Walker: walker, st: &st}, &timedSink{Sink: sink, st: &st}
 	err := timed(spec, &m, func() error {
 		var err error
-		sum, err = pipeline.Run(ctx, walker, sink, cfg)
+		sum, err = pipeline.Run(ctx, tw, ts, cfg)
 		return err
 	})
 	if err != nil {
@@ -84,6 +87,10 @@ func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
 	m.Requests = sum.Requests
 	m.RateLimited = sum.RateLimited
 	m.Rejects = sum.Rejects
+	m.Busy = st.busy.Seconds()
+	m.Transform = st.transform().Seconds()
+	m.SinkWrite = st.write.Seconds()
+	m.SinkCommit = st.commit.Seconds()
 	if out != "" {
 		m.OutBytes = dirSize(out)
 	}
@@ -103,4 +110,62 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-var _ = os.Remove
+// stages times the pipeline's parts from outside: how long the page
+// callback ran (the consumer busy: dedup, transform, and the sink's Write
+// and Commit it calls), and the time in the sink's Write (Parquet encoding,
+// COPY) and Commit (footers and fsync, or the merge and COMMIT), inside the
+// callback and in all. Walk calls the callback one page at a time, and the
+// sink is called from the callback or after Walk, so nothing here runs
+// concurrently.
+type stages struct {
+	inPage                    bool
+	busy                      time.Duration
+	write, commit             time.Duration
+	writeInPage, commitInPage time.Duration
+}
+
+// transform is the consumer's time outside the sink.
+func (s *stages) transform() time.Duration { return s.busy - s.writeInPage - s.commitInPage }
+
+type timedWalker struct {
+	pipeline.Walker
+	st *stages
+}
+
+func (w *timedWalker) Walk(ctx context.Context, win extract.Window, fn func(context.Context, extract.Page) error) error {
+	return w.Walker.Walk(ctx, win, func(ctx context.Context, p extract.Page) error {
+		start := time.Now()
+		w.st.inPage = true
+		err := fn(ctx, p)
+		w.st.inPage = false
+		w.st.busy += time.Since(start)
+		return err
+	})
+}
+
+type timedSink struct {
+	load.Sink
+	st *stages
+}
+
+func (s *timedSink) Write(ctx context.Context, b load.Batch) error {
+	start := time.Now()
+	err := s.Sink.Write(ctx, b)
+	d := time.Since(start)
+	s.st.write += d
+	if s.st.inPage {
+		s.st.writeInPage += d
+	}
+	return err
+}
+
+func (s *timedSink) Commit(ctx context.Context, st load.State) error {
+	start := time.Now()
+	err := s.Sink.Commit(ctx, st)
+	d := time.Since(start)
+	s.st.commit += d
+	if s.st.inPage {
+		s.st.commitInPage += d
+	}
+	return err
+}

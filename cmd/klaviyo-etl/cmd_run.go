@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -80,7 +79,8 @@ func exportOnce(ctx context.Context, c *runConfig, log zerolog.Logger, stdout, s
 		Logger:             log,
 	}
 	if showProgress(c.Progress, stderr) {
-		pl := newProgressLine(stderr)
+		_, steady := client.Budget()
+		pl := newProgressLine(stderr, float64(steady.N)/steady.Per.Seconds())
 		cfg.Progress = pl.update
 	}
 	sum, runErr := pipeline.Run(ctx, client, sink, cfg)
@@ -90,7 +90,10 @@ func exportOnce(ctx context.Context, c *runConfig, log zerolog.Logger, stdout, s
 			fmt.Fprintln(stdout, string(line))
 		}
 		ev := log.Info()
-		if runErr != nil {
+		switch {
+		case sum.Status == pipeline.StatusInterrupted:
+			ev = log.Warn()
+		case runErr != nil:
 			ev = log.Error().Err(runErr)
 		}
 		ev.Str("run_id", sum.RunID).Str("status", sum.Status).Int64("profiles", sum.Profiles).
@@ -149,5 +152,3 @@ func dryRun(ctx context.Context, c *runConfig, client *extract.Client, log zerol
 	log.Debug().Msg("dry run finished")
 	return nil
 }
-
-func sinceStart(t time.Time) time.Duration { return time.Since(t) }

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,4 +148,117 @@ func TestIndexedJobFanOut(t *testing.T) {
 			t.Errorf("schema shop_%d: %d succeeded runs (%v), want 1", i, n, err)
 		}
 	}
+}
+
+// TestDryRunWritesNothing checks the key with one request and the target
+// without writing to it, for both sinks.
+func TestDryRunWritesNothing(t *testing.T) {
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 50, Seed: 2, Unlimited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "export")
+	r := invoke(t, ctx, simEnv(sim), "run", "--dry-run", "--out", out)
+	if r.code != 0 || !strings.Contains(r.stdout, "dry run ok") {
+		t.Fatalf("parquet dry run exited %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("dry run created %s", out)
+	}
+	if got := sim.Counters().Requests; got != 1 {
+		t.Errorf("dry run sent %d requests, want 1", got)
+	}
+
+	url := pgtest.NewDatabase(t)
+	r = invoke(t, ctx, pgEnv(sim, url), "run", "--dry-run", "--sink", "postgres")
+	if r.code != 0 || !strings.Contains(r.stdout, "migrations pending") {
+		t.Fatalf("postgres dry run exited %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var schemas int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = 'klaviyo'`).Scan(&schemas); err != nil || schemas != 0 {
+		t.Errorf("dry run created the schema (%d, %v)", schemas, err)
+	}
+
+	bad := map[string]string{"KLAVIYO_API_KEY": "pk_wrong", "KLAVIYO_BASE_URL": sim.URL()}
+	r = invoke(t, ctx, bad, "run", "--dry-run", "--out", out)
+	if r.code != 1 || !strings.Contains(r.stderr, "401") {
+		t.Errorf("dry run with a wrong key exited %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestMetricsMatchTheSummary writes and pushes the metrics of a run and
+// checks them against the run's summary line.
+func TestMetricsMatchTheSummary(t *testing.T) {
+	sim, err := klaviyosim.NewServer(klaviyosim.Config{Profiles: 700, Seed: 4, Unlimited: true, FaultRate: 0.1,
+		Faults: []klaviyosim.Fault{klaviyosim.Fault503}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	var mu sync.Mutex
+	var pushed, pushPath string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		pushed, pushPath = string(b), r.Method+" "+r.URL.Path
+		mu.Unlock()
+	}))
+	defer gw.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "klaviyo_etl.prom")
+	r := invoke(t, context.Background(), simEnv(sim), "run", "--out", filepath.Join(dir, "export"),
+		"--metrics-file", file, "--metrics-push-url", gw.URL, "--rate-burst", "500/1s", "--rate-steady", "30000/1m", "--log-level", "warn")
+	if r.code != 0 {
+		t.Fatalf("run exited %d: %s", r.code, r.stderr)
+	}
+	sum := summaryOf(t, r)
+	written, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.HasPrefix(pushPath, "PUT /metrics/job/klaviyo_etl/") {
+		t.Errorf("pushed to %q", pushPath)
+	}
+	for _, m := range []struct{ metric, field string }{
+		{"klaviyo_etl_profiles", "profiles"},
+		{"klaviyo_etl_rejects", "rejects"},
+		{"klaviyo_etl_pages", "pages"},
+		{"klaviyo_etl_requests", "requests"},
+		{"klaviyo_etl_retries", "retries"},
+		{"klaviyo_etl_rate_limited", "rate_limited"},
+		{"klaviyo_etl_duplicates", "duplicates"},
+	} {
+		want := fmt.Sprint(sum[m.field])
+		for name, text := range map[string]string{"file": string(written), "push": pushed} {
+			if got := metricValue(text, m.metric+"{"); got != want {
+				t.Errorf("%s: %s = %q, summary %s = %s", name, m.metric, got, m.field, want)
+			}
+		}
+	}
+	if sum["retries"].(float64) == 0 {
+		t.Error("no retries with 10% faults: the retries figure is not exercised")
+	}
+	wantEnd, _ := time.Parse(time.RFC3339, sum["window_end"].(string))
+	if got := metricValue(string(written), "klaviyo_etl_window_end_timestamp_seconds{"); got != fmt.Sprint(wantEnd.Unix()) {
+		t.Errorf("window end metric %s, summary %s", got, sum["window_end"])
+	}
+}
+
+// metricValue returns the value of the first sample whose line starts with prefix.
+func metricValue(text, prefix string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line[strings.LastIndexByte(line, ' ')+1:]
+		}
+	}
+	return ""
 }

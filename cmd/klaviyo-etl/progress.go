@@ -24,9 +24,13 @@ func showProgress(mode string, w io.Writer) bool {
 type progressLine struct {
 	mu sync.Mutex
 	w  io.Writer
+	// steady is the steady budget in requests per second, to show budget use.
+	steady float64
 }
 
-func newProgressLine(w io.Writer) *progressLine { return &progressLine{w: w} }
+func newProgressLine(w io.Writer, steadyPerSecond float64) *progressLine {
+	return &progressLine{w: w, steady: steadyPerSecond}
+}
 
 func (p *progressLine) update(pr pipeline.Progress) {
 	p.mu.Lock()
@@ -39,8 +43,12 @@ func (p *progressLine) update(pr pipeline.Progress) {
 	if pr.ETA > 0 {
 		eta = pr.ETA.Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "\r\033[K%5.1f%% of window  %d pages  %d profiles  %.0f/s  %.1f req/s  429s %d  retries %d  ETA %s",
-		pr.Fraction*100, pr.Pages, pr.Profiles, rate, pr.RequestsPerSecond, pr.RateLimited, pr.Retries, eta)
+	budget := 0.0
+	if p.steady > 0 {
+		budget = 100 * pr.RequestsPerSecond / p.steady
+	}
+	fmt.Fprintf(p.w, "\r\033[K%5.1f%% of window  %d pages  %d profiles  %.0f/s  budget %3.0f%% (%.1f req/s)  429s %d  retries %d  ETA %s",
+		pr.Fraction*100, pr.Pages, pr.Profiles, rate, budget, pr.RequestsPerSecond, pr.RateLimited, pr.Retries, eta)
 	if pr.Done {
 		fmt.Fprintln(p.w)
 	}
