@@ -24,6 +24,8 @@
 //	--request-timeout DUR, --retry-deadline DUR, --budget-share F, --dry-run, --no-migrate
 //	--metrics-file PATH, --metrics-push-url URL
 //	--checkpoint-rows N, --checkpoint-interval DUR, --compression zstd|snappy|gzip|none
+//	--accounts-file PATH, --account NAME (one entry of a multi-account fan-out;
+//	by default the entry at JOB_COMPLETION_INDEX)
 //
 // Flags other than those of the contract read KLAVIYO_ETL_<FLAG> variables;
 // `klaviyo-etl run -h` lists them all.
