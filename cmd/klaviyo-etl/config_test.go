@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
 )
 
@@ -125,7 +126,7 @@ func TestIndexedJobFanOut(t *testing.T) {
 	}
 	for i, sim := range sims {
 		schemaName := fmt.Sprintf("shop_%d", i)
-		compareProfiles(t, readPostgresProfiles(t, url, schemaName), sim.Profiles())
+		e2etest.CompareProfiles(t, e2etest.ReadPostgresProfiles(t, url, schemaName), sim.Profiles())
 		c := sim.Counters()
 		t.Logf("account %d: %d requests, at most %d in one second", i, c.Requests, c.MaxBurst)
 		if i == 1 && c.MaxBurst > 20 {

@@ -11,6 +11,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 )
 
 // TestDuckDBReadsTheOutput opens the Parquet files with DuckDB, a reader
@@ -84,7 +85,7 @@ func TestDuckDBReadsTheOutput(t *testing.T) {
 		if err != nil {
 			t.Fatalf("profile %s: %v", p.ID, err)
 		}
-		if exp := expectedRow(p); (exp.Email == nil) != !email.Valid || (exp.Email != nil && *exp.Email != email.String) {
+		if exp := e2etest.ExpectedRow(p); (exp.Email == nil) != !email.Valid || (exp.Email != nil && *exp.Email != email.String) {
 			t.Errorf("profile %s email %v, want %v", p.ID, email, exp.Email)
 		}
 		if !created.Equal(p.Created) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 )
 
 func simEnv(sim *klaviyosim.Server) map[string]string {
@@ -49,8 +50,8 @@ func TestParquetEndToEnd(t *testing.T) {
 	if sum["retries"].(float64) == 0 {
 		t.Errorf("no retries with 8%% faults: the faults did not reach the client")
 	}
-	compareProfiles(t, readParquetProfiles(t, out), sim.Profiles())
-	assertNoDebris(t, out)
+	e2etest.CompareProfiles(t, e2etest.ReadParquetProfiles(t, out), sim.Profiles())
+	e2etest.AssertNoDebris(t, out)
 
 	// New sign-ups, some on one second, inside the next window.
 	added := sim.AddProfiles(120, time.Now().Add(-20*time.Second).Truncate(time.Second))
@@ -61,8 +62,8 @@ func TestParquetEndToEnd(t *testing.T) {
 	if got := summaryOf(t, second)["profiles"].(float64); got != float64(len(added)) {
 		t.Errorf("second run wrote %v profiles, want the %d added", got, len(added))
 	}
-	compareProfiles(t, readParquetProfiles(t, out), sim.Profiles())
-	assertNoDebris(t, out)
+	e2etest.CompareProfiles(t, e2etest.ReadParquetProfiles(t, out), sim.Profiles())
+	e2etest.AssertNoDebris(t, out)
 
 	// The state command shows the committed window.
 	st := invoke(t, ctx, nil, "state", "--out", out)
@@ -136,8 +137,8 @@ func TestParquetKilledRunsConverge(t *testing.T) {
 	if final.code != 0 {
 		t.Fatalf("final run exited %d: %s", final.code, final.stderr)
 	}
-	compareProfiles(t, readParquetProfiles(t, out), sim.Profiles())
-	assertNoDebris(t, out)
+	e2etest.CompareProfiles(t, e2etest.ReadParquetProfiles(t, out), sim.Profiles())
+	e2etest.AssertNoDebris(t, out)
 	t.Logf("%d of 8 runs killed mid-export", kills)
 }
 
@@ -162,7 +163,7 @@ func TestSIGTERMCommitsAndExits143(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 143 {
 		t.Fatalf("exit code %d (%v), want 143", code, err)
 	}
-	partial := readParquetProfiles(t, out)
+	partial := e2etest.ReadParquetProfiles(t, out)
 	if len(partial) == 0 || len(partial) >= 5000 {
 		t.Errorf("interrupted run committed %d profiles, want some but not all", len(partial))
 	}
@@ -170,6 +171,6 @@ func TestSIGTERMCommitsAndExits143(t *testing.T) {
 	if final.code != 0 {
 		t.Fatalf("final run exited %d: %s", final.code, final.stderr)
 	}
-	compareProfiles(t, readParquetProfiles(t, out), sim.Profiles())
-	assertNoDebris(t, out)
+	e2etest.CompareProfiles(t, e2etest.ReadParquetProfiles(t, out), sim.Profiles())
+	e2etest.AssertNoDebris(t, out)
 }

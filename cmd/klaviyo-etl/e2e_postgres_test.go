@@ -11,55 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
 )
-
-// readPostgresProfiles reads the profiles table of schema with pgx.
-func readPostgresProfiles(t *testing.T, url, schemaName string) []row {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	q := `SELECT id, email, first_name, location_city, location_zip, created, updated, last_event_date,
-	             location_latitude, location_longitude, properties::text, _run_id
-	      FROM ` + pgx.Identifier{schemaName, "profiles"}.Sanitize()
-	rows, err := conn.Query(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []row
-	for rows.Next() {
-		var r row
-		var created, updated *time.Time
-		var props *string
-		if err := rows.Scan(&r.ID, &r.Email, &r.FirstName, &r.City, &r.Zip, &created, &updated, &r.LastEventDate,
-			&r.Latitude, &r.Longitude, &props, &r.RunID); err != nil {
-			t.Fatal(err)
-		}
-		if created != nil {
-			r.Created = created.UTC()
-		}
-		if updated != nil {
-			r.Updated = updated.UTC()
-		}
-		if r.LastEventDate != nil {
-			u := r.LastEventDate.UTC()
-			r.LastEventDate = &u
-		}
-		if props != nil {
-			r.Properties = decodeJSON([]byte(*props))
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func pgEnv(sim *klaviyosim.Server, url string) map[string]string {
 	env := simEnv(sim)
@@ -88,7 +42,7 @@ func TestPostgresEndToEnd(t *testing.T) {
 	if first.code != 0 {
 		t.Fatalf("first run exited %d: %s", first.code, first.stderr)
 	}
-	compareProfiles(t, readPostgresProfiles(t, url, "acme"), sim.Profiles())
+	e2etest.CompareProfiles(t, e2etest.ReadPostgresProfiles(t, url, "acme"), sim.Profiles())
 
 	// Edit some profiles and add others, inside the next window.
 	all := sim.Profiles()
@@ -106,7 +60,7 @@ func TestPostgresEndToEnd(t *testing.T) {
 	if got, want := summaryOf(t, second)["profiles"].(float64), float64(len(edited)+150); got != want {
 		t.Errorf("second run wrote %v profiles, want %v (edited + added)", got, want)
 	}
-	compareProfiles(t, readPostgresProfiles(t, url, "acme"), sim.Profiles())
+	e2etest.CompareProfiles(t, e2etest.ReadPostgresProfiles(t, url, "acme"), sim.Profiles())
 
 	st := invoke(t, ctx, map[string]string{"DATABASE_URL": url}, "state", "--sink", "postgres", "--pg-schema", "acme")
 	if st.code != 0 || !strings.Contains(st.stdout, `"updated"`) {
@@ -142,7 +96,7 @@ func TestPostgresKilledRunsConverge(t *testing.T) {
 	if final.code != 0 {
 		t.Fatalf("final run exited %d: %s", final.code, final.stderr)
 	}
-	compareProfiles(t, readPostgresProfiles(t, url, "klaviyo"), sim.Profiles())
+	e2etest.CompareProfiles(t, e2etest.ReadPostgresProfiles(t, url, "klaviyo"), sim.Profiles())
 	t.Logf("%d of 8 runs killed mid-export", kills)
 }
 
