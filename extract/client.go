@@ -255,7 +255,21 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	conns := 0
 	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) {
+			// net/http itself replays a GET whose reused connection broke
+			// before any response byte. That attempt goes on the wire too:
+			// it waits for the budget and counts like any retry.
+			if conns++; conns == 1 {
+				return
+			}
+			if _, t2, err := c.lim.wait(actx); err == nil {
+				c.lim.wrote(t2, c.cfg.clock.Now())
+			}
+			c.st.requests.Add(1)
+			c.st.retries.Add(1)
+		},
 		WroteRequest: func(httptrace.WroteRequestInfo) { c.lim.wrote(ticket, c.cfg.clock.Now()) },
 	})
 	resp, err := t.next.RoundTrip(req.WithContext(actx))

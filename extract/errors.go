@@ -48,7 +48,7 @@ func (e *APIError) Error() string {
 		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
 	switch {
-	case e.Title != "" && e.Detail != "" && e.Title != e.Detail:
+	case e.Title != "" && e.Detail != "" && !strings.HasPrefix(strings.TrimSuffix(e.Detail, "."), strings.TrimSuffix(e.Title, ".")):
 		fmt.Fprintf(&b, ": %s: %s", e.Title, e.Detail)
 	case e.Detail != "":
 		fmt.Fprintf(&b, ": %s", e.Detail)

@@ -64,6 +64,7 @@ type scanner struct {
 	i     int
 	depth int
 	key   []byte // scratch for keys with escapes
+	stack []byte // open brackets of the value skip is in
 }
 
 func (s *scanner) fail(msg string) error { return &syntaxError{off: s.i, msg: msg} }
@@ -264,109 +265,112 @@ func (s *scanner) object(fn func(key []byte) error) error {
 	}
 }
 
-// skip reads and validates one value of any kind.
+// skip validates and passes over one value nobody reads. It keeps its own
+// stack of open brackets instead of recursing: a record nested a million
+// levels deep is read like any other (the transform rejects it, raw bytes
+// kept) rather than making its whole page unreadable.
 func (s *scanner) skip() error {
-	s.ws()
-	if s.i >= len(s.b) {
-		return s.fail("unexpected end of input")
+	stack := s.stack[:0]
+	defer func() { s.stack = stack[:0] }()
+	for {
+		// A value starts here.
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.fail("unexpected end of input")
+		}
+		opened := false
+		switch c := s.b[s.i]; {
+		case c == '{' || c == '[':
+			closer := byte('}')
+			if c == '[' {
+				closer = ']'
+			}
+			s.i++
+			s.ws()
+			if s.i < len(s.b) && s.b[s.i] == closer {
+				s.i++
+				break
+			}
+			stack = append(stack, c)
+			if c == '{' {
+				if err := s.keyColon(); err != nil {
+					return err
+				}
+			}
+			opened = true
+		case c == '"':
+			if _, _, _, err := s.str(); err != nil {
+				return err
+			}
+		case c == 't':
+			if err := s.literal("true"); err != nil {
+				return err
+			}
+		case c == 'f':
+			if err := s.literal("false"); err != nil {
+				return err
+			}
+		case c == 'n':
+			if err := s.literal("null"); err != nil {
+				return err
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			if err := s.number(); err != nil {
+				return err
+			}
+		default:
+			return s.fail("unexpected character")
+		}
+		if opened {
+			continue
+		}
+		// A value ended: close what it completes, or move to the next
+		// element of the innermost open container.
+		for next := false; !next; {
+			if len(stack) == 0 {
+				return nil
+			}
+			s.ws()
+			if s.i >= len(s.b) {
+				return s.fail("unterminated object or array")
+			}
+			top := stack[len(stack)-1]
+			switch c := s.b[s.i]; {
+			case c == ',':
+				s.i++
+				if top == '{' {
+					if err := s.keyColon(); err != nil {
+						return err
+					}
+				}
+				next = true
+			case top == '{' && c == '}', top == '[' && c == ']':
+				s.i++
+				stack = stack[:len(stack)-1]
+			case top == '{':
+				return s.fail("expected , or } in object")
+			default:
+				return s.fail("expected , or ] in array")
+			}
+		}
 	}
-	switch c := s.b[s.i]; {
-	case c == '{':
-		return s.skipObject()
-	case c == '[':
-		return s.array()
-	case c == '"':
-		_, _, _, err := s.str()
+}
+
+// keyColon reads an object key and the colon after it.
+func (s *scanner) keyColon() error {
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return s.fail("expected object key")
+	}
+	if _, _, _, err := s.str(); err != nil {
 		return err
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || c >= '0' && c <= '9':
-		return s.number()
 	}
-	return s.fail("unexpected character")
-}
-
-// skipObject is object without a callback, for the values nobody reads.
-func (s *scanner) skipObject() error {
-	s.depth++
-	if s.depth > maxDepth {
-		return s.fail("nested too deeply")
-	}
-	s.i++ // '{'
 	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return nil
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return s.fail("expected : after object key")
 	}
-	for {
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return s.fail("expected object key")
-		}
-		if _, _, _, err := s.str(); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return s.fail("expected : after object key")
-		}
-		s.i++
-		if err := s.skip(); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.fail("unterminated object")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.fail("expected , or } in object")
-		}
-	}
-}
-
-func (s *scanner) array() error {
-	s.depth++
-	if s.depth > maxDepth {
-		return s.fail("nested too deeply")
-	}
-	s.i++ // '['
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		s.depth--
-		return nil
-	}
-	for {
-		if err := s.skip(); err != nil {
-			return err
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return s.fail("unterminated array")
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.fail("expected , or ] in array")
-		}
-	}
+	s.i++
+	return nil
 }
 
 func (s *scanner) literal(lit string) error {

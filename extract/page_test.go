@@ -165,14 +165,14 @@ func FuzzParsePage(f *testing.F) {
 	f.Add([]byte(`{"data":[{"id":"\u00e9\ud83d\ude00"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		doc, err := parsePage(body, "created")
-		if err == nil && !json.Valid(body) {
+		if err == nil && !json.Valid(body) && nesting(body) <= 10000 {
 			t.Fatalf("accepted invalid JSON %q", body)
 		}
 		if err != nil {
 			return
 		}
 		for _, r := range doc.records {
-			if !json.Valid(r.Raw) {
+			if !json.Valid(r.Raw) && nesting(r.Raw) <= 10000 {
 				t.Fatalf("record raw %q is not a JSON value", r.Raw)
 			}
 		}
@@ -204,4 +204,47 @@ func FuzzParseTimestamp(f *testing.F) {
 			t.Fatalf("%q: got %v, time.Parse %v", s, got, want)
 		}
 	})
+}
+
+// nesting is the deepest bracket nesting of b, ignoring brackets in strings;
+// encoding/json refuses values nested deeper than 10,000, parsePage does not.
+func nesting(b []byte) int {
+	depth, most, inStr, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			depth++
+			most = max(most, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return most
+}
+
+// TestDeepRecordDoesNotBlockItsPage: a record nested far deeper than any
+// decoder's limit still leaves its page readable, so the transform can keep
+// it as a reject and the rest of the page loads.
+func TestDeepRecordDoesNotBlockItsPage(t *testing.T) {
+	const depth = 200_000
+	deep := strings.Repeat(`{"a":[`, depth) + "1" + strings.Repeat("]}", depth)
+	body := []byte(`{"data":[{"id":"deep","attributes":{"created":"2024-01-02T03:04:05Z","properties":` + deep +
+		`}},{"id":"ok","attributes":{"created":"2024-01-02T03:04:06Z"}}],"links":{"next":null}}`)
+	doc, err := parsePage(body, "created")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.records) != 2 || doc.records[0].ID != "deep" || doc.records[1].ID != "ok" {
+		t.Fatalf("records %+v", doc.records)
+	}
+	if _, err := parsePage([]byte(`{"data":[{"id":"x","p":`+strings.Repeat("[", depth)+`]}]}`), "created"); err == nil {
+		t.Error("an unbalanced deep value was accepted")
+	}
 }

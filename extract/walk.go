@@ -126,7 +126,9 @@ func (c *Client) Walk(ctx context.Context, win Window, fn func(ctx context.Conte
 			continue // drain: workers are stopping
 		}
 		p := w.deliver(msg)
-		if err := fn(wctx, p); err != nil {
+		// The consumer gets the caller's context: a failing sibling worker
+		// stops the fetching, not the commit of what was delivered.
+		if err := fn(ctx, p); err != nil {
 			fnErr = err
 			cancel(err)
 		}
@@ -438,16 +440,24 @@ func (w *walker) apply(idx int, recs []Record, size int, reqEnd time.Time, last 
 	cut := false
 	var newest time.Time
 	var out, over int64
-	for _, r := range recs {
+	// The request asked for less-than(ceil(reqEnd)): what the server may
+	// legitimately send ends there.
+	served := ceilSecond(reqEnd)
+	for i, r := range recs {
 		switch {
 		case r.Cursor.IsZero():
-		case !r.Cursor.Before(end):
-			// Sorted ascending: everything after this is past the end too.
+		case !r.Cursor.Before(end) && r.Cursor.Before(served):
+			// Inside what was asked for but past a split: sorted ascending,
+			// the rest of this chain belongs to the slice split off.
 			cut = true
-			if r.Cursor.Before(reqEnd) {
-				over++
-			} else {
-				out++
+			over++
+			continue
+		case !r.Cursor.Before(end):
+			// Outside what the request's own filter allowed: a stray, not
+			// a sign that the data ends here, unless the page ends with it.
+			out++
+			if i == len(recs)-1 {
+				cut = true
 			}
 			continue
 		case r.Cursor.Before(floor):

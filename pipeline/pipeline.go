@@ -279,11 +279,6 @@ func (r *runner) overlapSeen() map[string]int64 {
 // page handles one delivered page: de-duplicate, transform, hand rows to the
 // sink, and checkpoint when due. The walker calls it one page at a time.
 func (r *runner) page(ctx context.Context, p extract.Page) error {
-	tail := r.run.End.Add(-r.cfg.Lookback)
-	var done time.Time
-	if p.Slice >= 0 && p.Slice < len(p.Progress) {
-		done = p.Progress[p.Slice].Done
-	}
 	for _, rec := range p.Records {
 		if rec.ID != "" && !rec.Cursor.IsZero() {
 			v := rec.Cursor.Unix()
@@ -295,11 +290,10 @@ func (r *runner) page(ctx context.Context, p extract.Page) error {
 				r.dups++
 				continue
 			}
-			// Remember what a resume or the next run could read again: the
-			// slice's current boundary second and the lookback tail.
-			if !rec.Cursor.Before(done) || !rec.Cursor.Before(tail) {
-				r.run.Seen[rec.ID] = v
-			}
+			// Remember every version until the next checkpoint (a page may
+			// repeat a record); pruneSeen then keeps only what a resume or
+			// the next run could read again.
+			r.run.Seen[rec.ID] = v
 		}
 		r.builder.Add(rec.Raw)
 	}
@@ -332,7 +326,7 @@ func (r *runner) flush(ctx context.Context) error {
 	}
 	if err := r.sink.Write(ctx, b); err != nil {
 		r.sinkFailed = true
-		return fmt.Errorf("write: %w", err)
+		return fmt.Errorf("sink: %w", err)
 	}
 	r.mu.Lock()
 	r.rowsPending += int(recs.Profiles.NumRows())
@@ -350,7 +344,7 @@ func (r *runner) checkpoint(ctx context.Context) error {
 	r.run.Stats = r.stats()
 	if err := r.sink.Commit(ctx, r.st); err != nil {
 		r.sinkFailed = true
-		return fmt.Errorf("commit checkpoint: %w", err)
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	r.mu.Lock()
 	r.rowsPending = 0

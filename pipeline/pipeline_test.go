@@ -344,3 +344,34 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// dupWalker delivers one page that carries a record twice.
+type dupWalker struct{ scriptedWalker }
+
+func (w *dupWalker) Walk(ctx context.Context, win extract.Window, fn func(context.Context, extract.Page) error) error {
+	a := rec{id: "a", cursor: win.Slices[0].Start.Add(time.Hour)}
+	b := rec{id: "b", cursor: win.Slices[0].Start.Add(2 * time.Hour)}
+	prog := []extract.Slice{{Start: win.Slices[0].Start, End: win.Slices[0].End, Done: win.Slices[0].End}}
+	return fn(ctx, extract.Page{Slice: 0, Progress: prog, Records: []extract.Record{
+		{ID: a.id, Cursor: a.cursor, Raw: a.raw()},
+		{ID: b.id, Cursor: b.cursor, Raw: b.raw()},
+		{ID: a.id, Cursor: a.cursor, Raw: a.raw()},
+	}})
+}
+
+func TestRepeatedRecordWrittenOnce(t *testing.T) {
+	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	cfg := testConfig(t, now)
+	cfg.Since = now.Add(-24 * time.Hour)
+	sink := &memSink{}
+	sum, err := Run(context.Background(), &dupWalker{}, sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.ids(); len(got) != 2 {
+		t.Errorf("wrote %v, want a and b once each", got)
+	}
+	if sum.Duplicates != 1 {
+		t.Errorf("duplicates = %d, want 1", sum.Duplicates)
+	}
+}
