@@ -50,9 +50,10 @@ func TestQuickRun(t *testing.T) {
 	// One line per scenario and size (1,000 and 3,000 profiles), two
 	// budget runs, two memory comparisons.
 	want := map[string]int{
-		"ceiling: DuckDB":                                  2,
+		"ceiling: DuckDB, pages file":                      2,
+		"ceiling: DuckDB, NDJSON records file":             2,
 		"klaviyo-etl: simulator → Parquet":                 2,
-		"klaviyo-etl: NDJSON file → Parquet":               2,
+		"klaviyo-etl: NDJSON records file → Parquet":       2,
 		"ceiling: COPY into an empty profiles table":       2,
 		"context: COPY into a table without key":           2,
 		"ceiling: COPY to staging + INSERT … ON CONFLICT,": 4,
@@ -107,8 +108,8 @@ func TestQuickRun(t *testing.T) {
 			}
 		}
 	}
-	if rows != 24 {
-		t.Errorf("%d table rows, want 24:\n%s", rows, text)
+	if rows != 26 {
+		t.Errorf("%d table rows, want 26:\n%s", rows, text)
 	}
 }
 

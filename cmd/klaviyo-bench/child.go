@@ -22,9 +22,9 @@ const childFlag = "-child"
 // Child kinds.
 const (
 	kindSim      = "sim"      // serve the simulator until stdin closes
-	kindDump     = "dump"     // write the simulator's records to an NDJSON file
+	kindDump     = "dump"     // write the simulator's pages and records to files, one per line
 	kindPipeline = "pipeline" // pipeline.Run from the simulator (or a file) into a sink
-	kindDuckDB   = "duckdb"   // DuckDB: NDJSON → flattened Parquet
+	kindDuckDB   = "duckdb"   // DuckDB: pages or records → flattened Parquet
 	kindCopy     = "copy"     // pgx CopyFrom ceilings
 	kindBudget   = "budget"   // rate budget use against a latency-bound simulator
 )
@@ -42,14 +42,20 @@ type childSpec struct {
 	SimURL string `json:"sim_url,omitempty"`
 	// Records is the NDJSON file of records (dump writes it; duckdb, copy
 	// and a file pipeline read it).
-	Records     string     `json:"records,omitempty"`
-	Dir         string     `json:"dir,omitempty"` // scratch folder of the child
+	Records string `json:"records,omitempty"`
+	// Pages is the file of the pages as served, one per line (dump writes
+	// it; duckdb reads it when Format is "pages").
+	Pages       string     `json:"pages,omitempty"`
+	Format      string     `json:"format,omitempty"` // duckdb: "pages" or "records"
+	Dir         string     `json:"dir,omitempty"`    // scratch folder of the child
 	DatabaseURL string     `json:"database_url,omitempty"`
 	Schema      string     `json:"schema,omitempty"`
 	Since       time.Time  `json:"since,omitzero"`
 	Concurrency int        `json:"concurrency,omitempty"` // 0 = auto
 	CPUProfile  string     `json:"cpu_profile,omitempty"`
 	MemProfile  string     `json:"mem_profile,omitempty"`
+	SinkLog     bool       `json:"sink_log,omitempty"` // the sink's debug events to stderr
+	Gzip        bool       `json:"gzip,omitempty"`     // the simulator compresses pages
 	Budget      budgetSpec `json:"budget,omitzero"`
 }
 

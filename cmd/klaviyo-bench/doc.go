@@ -11,14 +11,14 @@
 // line of figures (profiles/s, MB/s of JSON, Go allocations per profile,
 // peak RSS, the ratio to its ceiling and whether the target is met):
 //
-//	duckdb        ceiling: DuckDB (github.com/duckdb/duckdb-go/v2) converts
-//	              the simulator's records, dumped as NDJSON, into one zstd
-//	              Parquet file of schema.Profiles' columns; only its COPY
-//	              statement is timed
+//	duckdb        ceilings: DuckDB (github.com/duckdb/duckdb-go/v2) converts
+//	              the simulator's pages (one JSON document per line), and
+//	              its records (NDJSON), into one zstd Parquet file of
+//	              schema.Profiles' columns; only its COPY statement is timed
 //	parquet       klaviyo-etl: the simulator → Parquet, wired as
-//	              cmd/klaviyo-etl wires it (target: ≥ 2× DuckDB)
-//	parquet-file  klaviyo-etl reading the NDJSON file instead of HTTP: the
-//	              pipeline without the simulator, on DuckDB's input
+//	              cmd/klaviyo-etl wires it (target: ≥ 2× DuckDB on the pages)
+//	parquet-file  klaviyo-etl reading the NDJSON records instead of HTTP:
+//	              the pipeline without the simulator, on DuckDB's input
 //	copy          ceilings: pgx CopyFrom of the same rows (built from the
 //	              same Arrow records) into an empty profiles table, and
 //	              COPY to staging + INSERT … ON CONFLICT DO UPDATE for new
@@ -70,6 +70,9 @@
 //	-memprofile DIR     heap profile of every pipeline run at its peak
 //	-sim-process=false  serve the simulator inside the pipeline's process
 //	-lean=false         run every child from this binary (DuckDB linked in)
+//	-repeat N           run the throughput scenarios N times, keep the best
+//	-sink-log           the sinks' debug events (checkpoint steps) to stderr
+//	-gzip               let the simulator gzip its pages in the pipeline runs
 //	-budget-duration D  length of each budget run (default 42s)
 //
 // A target not met is reported, not an error: the exit code is 0 when

@@ -30,7 +30,7 @@ const (
 	scParquet     = "parquet"      // pipeline: simulator → Parquet
 	scParquetFile = "parquet-file" // pipeline: NDJSON file → Parquet (no HTTP, no simulator)
 	scPostgres    = "postgres"     // pipeline: simulator → PostgreSQL (first backfill, upserts)
-	scDuckDB      = "duckdb"       // ceiling: DuckDB NDJSON → Parquet
+	scDuckDB      = "duckdb"       // ceilings: DuckDB, pages and NDJSON records → Parquet
 	scCopy        = "copy"         // ceiling: COPY (and staging + upsert) of the same rows
 	scBudget      = "budget"       // budget use against a latency-bound simulator
 	scMemory      = "memory"       // peak RSS of the pipeline at the smallest and largest size
@@ -57,6 +57,8 @@ type options struct {
 	memProfile  string
 	simProcess  bool
 	lean        bool
+	sinkLog     bool
+	gzip        bool
 	budget      budgetSpec
 	budgetRows  int
 	repeat      int
@@ -76,6 +78,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	mem := fs.String("memprofile", "", "write a heap profile of every timed part, taken at its peak, into this folder")
 	simProc := fs.Bool("sim-process", true, "serve the simulator from a process of its own, so the pipeline's RSS and allocations are its own")
 	lean := fs.Bool("lean", true, "run every child but DuckDB's from a copy of this binary built without DuckDB, whose ~28 MB would count in every peak RSS (needs the go command and the module's source)")
+	gzip := fs.Bool("gzip", false, "pipeline runs: let the simulator gzip its pages, as over a real network (here it caps the simulator, which shares the cores)")
+	sinkLog := fs.Bool("sink-log", false, "pipeline runs: write the sinks' debug events (each checkpoint step and its duration) to stderr")
 	repeat := fs.Int("repeat", 1, "run the throughput scenarios this many times; the table keeps each one's best rate and its highest peak RSS")
 	budgetFor := fs.Duration("budget-duration", 42*time.Second, "how long each budget run lasts (the share is measured over whole 10s steady windows)")
 	fs.Usage = func() {
@@ -101,6 +105,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		simProcess:  *simProc,
 		lean:        *lean,
 		repeat:      *repeat,
+		sinkLog:     *sinkLog,
+		gzip:        *gzip,
 		args:        args,
 		budget: budgetSpec{
 			Latency:  500 * time.Millisecond,
@@ -209,7 +215,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err := b.openDatabase(ctx); err != nil {
 			return err
 		}
-		defer b.closeDatabase()
+		defer b.closeDatabase(ctx)
 	}
 	fmt.Fprintf(stdout, "klaviyo-bench: %s\n", b.machine.summary())
 	for i := range o.repeat {
@@ -282,8 +288,8 @@ func (b *bench) openDatabase(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) closeDatabase() {
-	b.dropSchemas()
+func (b *bench) closeDatabase(ctx context.Context) {
+	b.dropSchemas(ctx)
 	if b.pg != nil {
 		if err := b.pg.stop(); err != nil {
 			fmt.Fprintf(b.stderr, "klaviyo-bench: stopping PostgreSQL: %v\n", err)
@@ -292,12 +298,13 @@ func (b *bench) closeDatabase() {
 }
 
 // dropSchemas drops the schemas the bench created so far: each size
-// starts with a database as empty as it found it.
-func (b *bench) dropSchemas() {
+// starts with a database as empty as it found it. It runs after an
+// interruption too.
+func (b *bench) dropSchemas(ctx context.Context) {
 	if len(b.schemas) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {
@@ -330,20 +337,27 @@ func (b *bench) size(ctx context.Context, n int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	defer b.dropSchemas()
-	records := filepath.Join(dir, "records.ndjson")
+	defer b.dropSchemas(ctx)
+	records, pages := filepath.Join(dir, "records.ndjson"), filepath.Join(dir, "pages.ndjson")
 	if o.scenarios[scDuckDB] || o.scenarios[scCopy] || o.scenarios[scParquetFile] {
-		// One chain, so the file is in created order like a real walk.
-		if _, err := b.child(ctx, childSpec{Kind: kindDump, Profiles: n, Seed: 1, Records: records, Concurrency: 1}); err != nil {
+		if _, err := b.child(ctx, childSpec{Kind: kindDump, Profiles: n, Seed: 1, Records: records, Pages: pages}); err != nil {
 			return fmt.Errorf("dump %d records: %w", n, err)
 		}
 	}
 	if o.scenarios[scDuckDB] {
-		r, err := b.child(ctx, childSpec{Kind: kindDuckDB, Profiles: n, Records: records, Dir: b.scratch(dir), CPUProfile: b.profile(n, "duckdb")})
-		if err != nil {
-			return fmt.Errorf("duckdb, %d profiles: %w", n, err)
+		for _, d := range []struct{ format, scenario, is string }{
+			{"pages", "ceiling: DuckDB, pages file → Parquet (zstd)", ceilDuckDB},
+			{"records", "ceiling: DuckDB, NDJSON records file → Parquet (zstd)", ceilDuckDBRecords},
+		} {
+			spec := childSpec{Kind: kindDuckDB, Profiles: n, Records: records, Pages: pages, Format: d.format,
+				Dir: b.scratch(dir), CPUProfile: b.profile(n, "duckdb-"+d.format)}
+			r, err := b.child(ctx, spec)
+			if err != nil {
+				return fmt.Errorf("duckdb %s, %d profiles: %w", d.format, n, err)
+			}
+			os.RemoveAll(spec.Dir)
+			b.add(row{Scenario: d.scenario, n: n, m: r.ms[0], rss: r.rss, is: d.is})
 		}
-		b.add(row{Scenario: "ceiling: DuckDB, NDJSON file → Parquet (zstd)", n: n, m: r.ms[0], rss: r.rss, is: ceilDuckDB})
 	}
 	if o.scenarios[scParquet] {
 		r, err := b.pipeline(ctx, childSpec{Kind: kindPipeline, Sink: "parquet", Profiles: n, Seed: 1, Dir: b.scratch(dir)}, "parquet")
@@ -357,7 +371,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("parquet pipeline from a file, %d profiles: %w", n, err)
 		}
-		b.add(row{Scenario: "klaviyo-etl: NDJSON file → Parquet (no HTTP)", n: n, m: r.ms[0], rss: r.rss, vs: ceilDuckDB})
+		b.add(row{Scenario: "klaviyo-etl: NDJSON records file → Parquet (no HTTP)", n: n, m: r.ms[0], rss: r.rss, vs: ceilDuckDBRecords})
 	}
 	if o.scenarios[scCopy] {
 		r, err := b.child(ctx, childSpec{Kind: kindCopy, Profiles: n, Records: records, DatabaseURL: b.dbURL, Schema: b.schema("copy", n), CPUProfile: b.profile(n, "copy")})
@@ -443,6 +457,8 @@ func (b *bench) memProfile(n int, name string) string {
 // (setup): no profile is written.
 func (b *bench) pipeline(ctx context.Context, spec childSpec, name string) (childRun, error) {
 	spec.Concurrency = b.o.concurrency
+	spec.SinkLog = b.o.sinkLog
+	spec.Gzip = b.o.gzip
 	if name != "" {
 		spec.CPUProfile = b.profile(spec.Profiles, name)
 		spec.MemProfile = b.memProfile(spec.Profiles, name)
@@ -450,7 +466,7 @@ func (b *bench) pipeline(ctx context.Context, spec childSpec, name string) (chil
 	if !b.o.simProcess {
 		return b.child(ctx, spec)
 	}
-	simSpec := childSpec{Kind: kindSim, Profiles: spec.Profiles, Seed: spec.Seed}
+	simSpec := childSpec{Kind: kindSim, Profiles: spec.Profiles, Seed: spec.Seed, Gzip: spec.Gzip}
 	if name != "" {
 		simSpec.CPUProfile = b.profile(spec.Profiles, name+"-sim")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -29,7 +30,7 @@ func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
 	default:
 		url := spec.SimURL
 		if url == "" {
-			sim, err := klaviyosim.NewServer(throughputSim(spec.Profiles, spec.Seed))
+			sim, err := klaviyosim.NewServer(throughputSim(spec))
 			if err != nil {
 				return nil, fmt.Errorf("simulator: %w", err)
 			}
@@ -43,12 +44,16 @@ func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
 		walker = c
 	}
 
+	sinkLog := zerolog.Nop()
+	if spec.SinkLog {
+		sinkLog = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true}).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	}
 	var sink load.Sink
 	var out string
 	switch spec.Sink {
 	case "parquet":
 		out = filepath.Join(spec.Dir, "export")
-		s, err := parquet.New(out, parquet.Config{Revision: revision, Logger: zerolog.Nop()})
+		s, err := parquet.New(out, parquet.Config{Revision: revision, Logger: sinkLog})
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +62,7 @@ func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
 		if err := postgres.Migrate(ctx, spec.DatabaseURL, spec.Schema); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
-		s, err := postgres.New(spec.DatabaseURL, postgres.Config{Schema: spec.Schema, Migrate: true, Logger: zerolog.Nop()})
+		s, err := postgres.New(spec.DatabaseURL, postgres.Config{Schema: spec.Schema, Migrate: true, Logger: sinkLog})
 		if err != nil {
 			return nil, err
 		}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -30,15 +33,15 @@ var (
 )
 
 // throughputSim is the simulator of the throughput scenarios: no rate
-// limits, no latency, and no gzip. Go's HTTP client asks for gzip, and
+// limits, no latency, and no gzip unless spec.Gzip. Go's HTTP client asks for gzip, and
 // compressing every page would cap the simulator itself (~74,000
 // profiles/s on 2 cores) while it shares the cores with the pipeline; over
 // a real network gzip is worth having.
-func throughputSim(profiles int, seed int64) klaviyosim.Config {
+func throughputSim(spec childSpec) klaviyosim.Config {
 	return klaviyosim.Config{
-		Profiles: profiles, Seed: seed, APIKey: apiKey,
+		Profiles: spec.Profiles, Seed: spec.Seed, APIKey: apiKey,
 		Start: simStart, End: simEnd,
-		Unlimited: true, DisableGzip: true,
+		Unlimited: true, DisableGzip: !spec.Gzip,
 	}
 }
 
@@ -73,7 +76,7 @@ type simAddr struct {
 // serveSim serves a throughput simulator until stdin is closed: the
 // parent closes it when the scenario using the simulator has ended.
 func serveSim(ctx context.Context, spec childSpec, stdin io.Reader, stdout io.Writer) error {
-	sim, err := klaviyosim.NewServer(throughputSim(spec.Profiles, spec.Seed))
+	sim, err := klaviyosim.NewServer(throughputSim(spec))
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
@@ -105,43 +108,93 @@ func serveSim(ctx context.Context, spec childSpec, stdin io.Reader, stdout io.Wr
 	return nil
 }
 
-// dumpRecords writes every record the simulator serves, exactly as
-// received, one per line: the input of the DuckDB and COPY ceilings and of
-// the pipeline reading from a file.
+// dumpRecords writes the pages the simulator serves, walked along one
+// links.next chain, exactly as received, one per line (spec.Pages), and
+// every record of them exactly as received, one per line (spec.Records):
+// the input of the DuckDB and COPY ceilings and of the pipeline reading
+// from a file.
 func dumpRecords(ctx context.Context, spec childSpec) error {
-	sim, err := klaviyosim.NewServer(throughputSim(spec.Profiles, spec.Seed))
+	sim, err := klaviyosim.NewServer(throughputSim(spec))
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	defer sim.Close()
-	client, err := unlimitedClient(sim.URL(), spec.Concurrency)
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	open := func(path string) (*bufio.Writer, error) {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, fmt.Errorf("dump: %w", err)
+		}
+		files = append(files, f)
+		return bufio.NewWriterSize(f, 1<<20), nil
+	}
+	pages, err := open(spec.Pages)
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(spec.Records)
+	records, err := open(spec.Records)
 	if err != nil {
-		return fmt.Errorf("dump: %w", err)
+		return err
 	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
+	next := sim.URL() + "/api/profiles?sort=created&page%5Bsize%5D=100"
 	n := 0
-	win := extract.Window{Field: "created", Slices: []extract.Slice{{Start: since, End: simEnd, Done: since}}}
-	err = client.Walk(ctx, win, func(_ context.Context, p extract.Page) error {
-		for _, r := range p.Records {
-			w.Write(r.Raw)
-			w.WriteByte('\n')
+	for next != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+		req.Header.Set("Authorization", "Klaviyo-API-Key "+apiKey)
+		req.Header.Set("revision", revision)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("dump: %s: %s", resp.Status, body)
+		}
+		// RawMessage keeps each record's bytes exactly.
+		var page struct {
+			Data  []json.RawMessage `json:"data"`
+			Links struct {
+				Next string `json:"next"`
+			} `json:"links"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return fmt.Errorf("dump: page: %w", err)
+		}
+		if bytes.IndexByte(body, '\n') >= 0 {
+			return errors.New("dump: a page body spans lines")
+		}
+		pages.Write(body)
+		pages.WriteByte('\n')
+		for _, r := range page.Data {
+			records.Write(r)
+			records.WriteByte('\n')
 			n++
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("dump: walk: %w", err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("dump: %w", err)
+		next = page.Links.Next
 	}
 	if n != spec.Profiles {
 		return fmt.Errorf("dump: %d records, want %d", n, spec.Profiles)
 	}
-	return f.Close()
+	for i, w := range []*bufio.Writer{pages, records} {
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+		if err := files[i].Close(); err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+	}
+	files = nil
+	return nil
 }
