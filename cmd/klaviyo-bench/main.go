@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -14,6 +15,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	switch {
 	case len(os.Args) == 3 && os.Args[1] == childFlag:
+		// The same soft memory limit klaviyo-etl's main sets, so the
+		// memory scenario measures the product as it runs.
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(170 << 20)
+		}
 		code := childMain(ctx, os.Args[2], os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
