@@ -137,6 +137,7 @@ type runner struct {
 	seen map[string]int64
 
 	builder *transform.Builder
+	writer  *writer
 	base    load.Stats // stats committed by earlier attempts of this run
 	dups    int64
 	nulSink int64
@@ -172,6 +173,8 @@ func (r *runner) execute(ctx context.Context) (Summary, error) {
 
 	r.builder = transform.NewBuilder(r.cfg.Allocator, transform.Options{RunID: r.run.ID, ExtractedAt: r.started.UTC()})
 	defer r.builder.Release()
+	r.writer = newWriter(r.sink)
+	defer r.writer.close()
 
 	stopProgress := r.startProgress()
 	win := extract.Window{Field: r.run.CursorField, Slices: toExtract(r.run.Slices)}
@@ -319,18 +322,27 @@ func (r *runner) page(ctx context.Context, p extract.Page) error {
 // flush hands the transformed rows to the sink.
 func (r *runner) flush(ctx context.Context) error {
 	recs := r.builder.Flush()
-	defer recs.Release()
-	b := load.Batch{Profiles: recs.Profiles, Relationships: recs.Relationships, Rejects: recs.Rejects}
-	if b.Rows() == 0 {
+	n := int(recs.Profiles.NumRows())
+	if n+int(recs.Relationships.NumRows())+int(recs.Rejects.NumRows()) == 0 {
+		recs.Release()
 		return nil
 	}
-	if err := r.sink.Write(ctx, b); err != nil {
+	if err := r.writer.write(ctx, recs); err != nil {
 		r.sinkFailed = true
 		return fmt.Errorf("sink: %w", err)
 	}
 	r.mu.Lock()
-	r.rowsPending += int(recs.Profiles.NumRows())
+	r.rowsPending += n
 	r.mu.Unlock()
+	return nil
+}
+
+// drain waits for the rows handed to the sink to be written.
+func (r *runner) drain() error {
+	if err := r.writer.drain(); err != nil {
+		r.sinkFailed = true
+		return fmt.Errorf("sink: %w", err)
+	}
 	return nil
 }
 
@@ -338,6 +350,9 @@ func (r *runner) flush(ctx context.Context) error {
 // progress that covers them.
 func (r *runner) checkpoint(ctx context.Context) error {
 	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	if err := r.drain(); err != nil {
 		return err
 	}
 	r.pruneSeen()
@@ -392,7 +407,11 @@ func (r *runner) finish(ctx context.Context, walkErr error) (Summary, error) {
 		return r.summary(), walkErr
 	}
 	if r.builder != nil {
-		if err := r.flush(cctx); err != nil {
+		err := r.flush(cctx)
+		if err == nil {
+			err = r.drain()
+		}
+		if err != nil {
 			return r.summary(), errors.Join(walkErr, err)
 		}
 	}
