@@ -162,7 +162,7 @@ func (r *runner) execute(ctx context.Context) (Summary, error) {
 	if !r.run.Start.Before(r.run.End) {
 		// Nothing to read: the window is empty. Record the run and move on.
 		r.run.Slices = nil
-		return r.finish(ctx, nil)
+		return r.finish(ctx, ctx, nil)
 	}
 	if err := r.sink.Commit(ctx, r.st); err != nil {
 		return Summary{}, fmt.Errorf("commit run start: %w", err)
@@ -176,12 +176,23 @@ func (r *runner) execute(ctx context.Context) (Summary, error) {
 	r.writer = newWriter(r.sink)
 	defer r.writer.close()
 
+	// Sink calls get a context of their own that outlives an interruption
+	// by sinkGrace: a checkpoint being committed when SIGTERM arrives is
+	// finished, and so is the final commit of what is complete, while the
+	// walk stops at once. A target that hangs still cannot hold the exit.
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(sinkGrace, stop) })()
+
 	stopProgress := r.startProgress()
 	win := extract.Window{Field: r.run.CursorField, Slices: toExtract(r.run.Slices)}
-	walkErr := r.walker.Walk(ctx, win, r.page)
+	walkErr := r.walker.Walk(ctx, win, func(_ context.Context, p extract.Page) error { return r.page(sctx, p) })
 	stopProgress()
-	return r.finish(ctx, walkErr)
+	return r.finish(ctx, sctx, walkErr)
 }
+
+// sinkGrace is how long sink calls may go on after the run is interrupted.
+const sinkGrace = 8 * time.Second
 
 // prepare decides the run: resume the one in the state, or start a new one.
 func (r *runner) prepare(ctx context.Context) error {
@@ -227,7 +238,8 @@ func (r *runner) prepare(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("find the oldest profile: %w", err)
 			}
-			if found && oldest.After(start) {
+			// A stray record from the future must not empty the window.
+			if found && oldest.After(start) && oldest.Before(end) {
 				start = oldest.UTC().Truncate(time.Second)
 			}
 		}
@@ -393,15 +405,8 @@ func sliceOf(slices []load.Slice, v int64) int {
 
 // finish commits the end of the run: on success the new high-water mark, on
 // failure or interruption what is complete, so the next run resumes.
-func (r *runner) finish(ctx context.Context, walkErr error) (Summary, error) {
-	cctx := ctx
-	if ctx.Err() != nil {
-		// The run was interrupted: commit what is complete, with a deadline
-		// of our own so a dead target cannot hold the exit.
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 8*time.Second)
-		defer cancel()
-	}
+func (r *runner) finish(ctx, sctx context.Context, walkErr error) (Summary, error) {
+	cctx := sctx
 	if r.sinkFailed {
 		r.run.Status = StatusFailed
 		return r.summary(), walkErr
