@@ -1,4 +1,3 @@
-//go:build defects
 
 package reliability
 
