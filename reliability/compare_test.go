@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -22,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
 	"github.com/klaviyo-etl/klaviyo-etl/load"
 	"github.com/klaviyo-etl/klaviyo-etl/load/parquet"
@@ -90,38 +90,8 @@ func expectedRow(p klaviyosim.Profile) row {
 	return r
 }
 
-func decodeJSON(b []byte) any {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return fmt.Sprintf("invalid JSON %q: %v", b, err)
-	}
-	return canonicalNumbers(v)
-}
-
-// canonicalNumbers replaces JSON numbers by their exact rational value, so
-// 1.6e-08 equals 0.000000016 (jsonb's spelling) and 9007199254740993 stays
-// exact.
-func canonicalNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		r, ok := new(big.Rat).SetString(string(x))
-		if !ok {
-			return "bad number " + string(x)
-		}
-		return "num:" + r.RatString()
-	case map[string]any:
-		for k, e := range x {
-			x[k] = canonicalNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = canonicalNumbers(e)
-		}
-	}
-	return v
-}
+// decodeJSON compares JSON by value, numbers exactly (see e2etest.DecodeJSON).
+func decodeJSON(b []byte) any { return e2etest.DecodeJSON(b) }
 
 // tally is how an output compares with the data set.
 type tally struct {
