@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -108,6 +109,10 @@ func (c *Client) Walk(ctx context.Context, win Window, fn func(ctx context.Conte
 	w.target = c.cfg.Concurrency
 	if !w.fixed {
 		w.target = c.autoWorkers()
+		// Start small and grow while the consumer waits for pages: when
+		// the budget is far above what the consumer takes, more chains
+		// only compete with it for CPU and hold page bodies.
+		w.target = min(w.target, autoStartWorkers())
 	}
 	w.blindSplits = w.target - pending
 	w.mu.Lock()
@@ -174,6 +179,10 @@ func checkSlices(slices []Slice) error {
 	}
 	return nil
 }
+
+// autoStartWorkers is how many chains --concurrency auto starts with at
+// most; maybeGrow adds more while pages are not arriving fast enough.
+func autoStartWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // autoWorkers is how many chains keep the steady budget busy: requests per
 // second times the time one takes, with headroom for latency spread.
@@ -413,12 +422,17 @@ func (w *walker) walkSlice(idx int) error {
 			}
 			seen[next] = struct{}{}
 		}
+		// Pages waiting for the consumer say fetching is not what the run
+		// waits for, and more chains would not help.
+		starved := len(w.out) == 0
 		select {
 		case w.out <- msg:
 		case <-w.ctx.Done():
 			return nil
 		}
-		w.maybeGrow()
+		if starved {
+			w.maybeGrow()
+		}
 		if finished {
 			w.mu.Lock()
 			w.slices[idx].busy = false

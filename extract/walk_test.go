@@ -3,6 +3,7 @@ package extract
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -78,6 +79,9 @@ func TestWalkSkewedData(t *testing.T) {
 	for _, conc := range []int{1, 3, 8} {
 		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
 			f := newFakeAPI(t, all)
+			// A little latency, as any server has, so that workers overlap
+			// even on a loaded machine and InFlightMax says what it should.
+			f.tamper = func(http.ResponseWriter, *http.Request, int) bool { time.Sleep(2 * time.Millisecond); return false }
 			c, _ := testClient(t, f.srv.URL, func(cfg *Config) { cfg.Concurrency = conc; cfg.PageSize = 50 })
 			col := newCollector(t, all)
 			if err := c.Walk(context.Background(), oneSlice(t0, end), col.fn); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -59,6 +60,9 @@ type Config struct {
 	// ProgressInterval (default 1s) and once at the end.
 	Progress         func(Progress)
 	ProgressInterval time.Duration
+	// Transformers is how many goroutines transform records (default
+	// GOMAXPROCS).
+	Transformers int
 }
 
 func (c *Config) defaults() error {
@@ -95,6 +99,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second
+	}
+	if c.Transformers <= 0 {
+		c.Transformers = runtime.GOMAXPROCS(0)
 	}
 	if !c.Since.IsZero() && !c.Until.IsZero() && !c.Since.Before(c.Until) {
 		return fmt.Errorf("--since %s is not before --until %s", c.Since.Format(time.RFC3339), c.Until.Format(time.RFC3339))
@@ -136,11 +143,13 @@ type runner struct {
 	// modified during the run.
 	seen map[string]int64
 
-	builder *transform.Builder
-	writer  *writer
-	base    load.Stats // stats committed by earlier attempts of this run
-	dups    int64
-	nulSink int64
+	tf     *transformers
+	writer *writer
+	base   load.Stats // stats committed by earlier attempts of this run
+	dups   int64
+	// queued counts records handed to the transformers since the last
+	// checkpoint; only the runner's goroutine touches it.
+	queued int
 
 	// sinkFailed is set once a Write or Commit failed: what was staged may
 	// be lost, so no later commit may claim the progress that covered it.
@@ -148,7 +157,6 @@ type runner struct {
 
 	mu          sync.Mutex // guards progress fields read by the reporter
 	slices      []extract.Slice
-	rowsPending int // profile rows written since the last commit
 	lastCommit  time.Time
 	started     time.Time
 	resumed     bool
@@ -171,11 +179,6 @@ func (r *runner) execute(ctx context.Context) (Summary, error) {
 	r.log.Debug().Str("run_id", r.run.ID).Time("window_start", r.run.Start).Time("window_end", r.run.End).
 		Bool("resumed", r.resumed).Msg("window")
 
-	r.builder = transform.NewBuilder(r.cfg.Allocator, transform.Options{RunID: r.run.ID, ExtractedAt: r.started.UTC()})
-	defer r.builder.Release()
-	r.writer = newWriter(r.sink)
-	defer r.writer.close()
-
 	// Sink calls get a context of their own that outlives an interruption
 	// by sinkGrace: a checkpoint being committed when SIGTERM arrives is
 	// finished, and so is the final commit of what is complete, while the
@@ -183,6 +186,12 @@ func (r *runner) execute(ctx context.Context) (Summary, error) {
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(sinkGrace, stop) })()
+
+	r.writer = newWriter(r.sink)
+	defer r.writer.close()
+	opts := transform.Options{RunID: r.run.ID, ExtractedAt: r.started.UTC()}
+	r.tf = newTransformers(sctx, r.cfg.Transformers, r.cfg.BatchRows, r.cfg.Allocator, opts, r.writer)
+	defer r.tf.close()
 
 	stopProgress := r.startProgress()
 	win := extract.Window{Field: r.run.CursorField, Slices: toExtract(r.run.Slices)}
@@ -291,9 +300,11 @@ func (r *runner) overlapSeen() map[string]int64 {
 	return nil
 }
 
-// page handles one delivered page: de-duplicate, transform, hand rows to the
-// sink, and checkpoint when due. The walker calls it one page at a time.
+// page handles one delivered page: de-duplicate, hand the records to the
+// transformers, and checkpoint when due. The walker calls it one page at a
+// time.
 func (r *runner) page(ctx context.Context, p extract.Page) error {
+	job := make([][]byte, 0, len(p.Records))
 	for _, rec := range p.Records {
 		if rec.ID != "" && !rec.Cursor.IsZero() {
 			v := rec.Cursor.Unix()
@@ -310,48 +321,33 @@ func (r *runner) page(ctx context.Context, p extract.Page) error {
 			// the next run could read again.
 			r.run.Seen[rec.ID] = v
 		}
-		r.builder.Add(rec.Raw)
+		job = append(job, rec.Raw)
+	}
+	if len(job) > 0 {
+		if err := r.tf.add(ctx, job); err != nil {
+			r.sinkFailed = true
+			return fmt.Errorf("sink: %w", err)
+		}
+		r.queued += len(job)
 	}
 	r.mu.Lock()
 	r.slices = p.Progress
 	r.mu.Unlock()
 	r.run.Slices = fromExtract(p.Progress)
 
-	if r.builder.Rows() >= r.cfg.BatchRows {
-		if err := r.flush(ctx); err != nil {
-			return err
-		}
-	}
-	r.mu.Lock()
-	due := r.rowsPending+r.builder.Rows() >= r.cfg.CheckpointRows || r.cfg.Now().Sub(r.lastCommit) >= r.cfg.CheckpointInterval
-	r.mu.Unlock()
-	if due {
+	if r.queued >= r.cfg.CheckpointRows || r.cfg.Now().Sub(r.lastCommit) >= r.cfg.CheckpointInterval {
 		return r.checkpoint(ctx)
 	}
 	return nil
 }
 
-// flush hands the transformed rows to the sink.
-func (r *runner) flush(ctx context.Context) error {
-	recs := r.builder.Flush()
-	n := int(recs.Profiles.NumRows())
-	if n+int(recs.Relationships.NumRows())+int(recs.Rejects.NumRows()) == 0 {
-		recs.Release()
-		return nil
+// flush waits until every record handed over is transformed and written.
+func (r *runner) flush() error {
+	err := r.tf.flush()
+	if err == nil {
+		err = r.writer.drain()
 	}
-	if err := r.writer.write(ctx, recs); err != nil {
-		r.sinkFailed = true
-		return fmt.Errorf("sink: %w", err)
-	}
-	r.mu.Lock()
-	r.rowsPending += n
-	r.mu.Unlock()
-	return nil
-}
-
-// drain waits for the rows handed to the sink to be written.
-func (r *runner) drain() error {
-	if err := r.writer.drain(); err != nil {
+	if err != nil {
 		r.sinkFailed = true
 		return fmt.Errorf("sink: %w", err)
 	}
@@ -361,10 +357,7 @@ func (r *runner) drain() error {
 // checkpoint makes every row handed over so far durable together with the
 // progress that covers them.
 func (r *runner) checkpoint(ctx context.Context) error {
-	if err := r.flush(ctx); err != nil {
-		return err
-	}
-	if err := r.drain(); err != nil {
+	if err := r.flush(); err != nil {
 		return err
 	}
 	r.pruneSeen()
@@ -373,8 +366,8 @@ func (r *runner) checkpoint(ctx context.Context) error {
 		r.sinkFailed = true
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	r.queued = 0
 	r.mu.Lock()
-	r.rowsPending = 0
 	r.lastCommit = r.cfg.Now()
 	r.mu.Unlock()
 	return nil
@@ -411,12 +404,8 @@ func (r *runner) finish(ctx, sctx context.Context, walkErr error) (Summary, erro
 		r.run.Status = StatusFailed
 		return r.summary(), walkErr
 	}
-	if r.builder != nil {
-		err := r.flush(cctx)
-		if err == nil {
-			err = r.drain()
-		}
-		if err != nil {
+	if r.tf != nil {
+		if err := r.flush(); err != nil {
 			return r.summary(), errors.Join(walkErr, err)
 		}
 	}
@@ -496,8 +485,8 @@ func (r *runner) stats() load.Stats {
 	s.OutOfWindow += es.OutOfSlice
 	s.Bytes += es.Bytes
 	s.Duplicates += r.dups
-	if r.builder != nil {
-		c := r.builder.Counts()
+	if r.tf != nil {
+		c := r.tf.counts()
 		s.Records += c.Records + r.dups
 		s.Profiles += c.Loaded + c.LoadedWithRejects
 		s.Relationships += c.Relationships
