@@ -155,11 +155,11 @@ type runner struct {
 	// be lost, so no later commit may claim the progress that covered it.
 	sinkFailed bool
 
-	mu          sync.Mutex // guards progress fields read by the reporter
-	slices      []extract.Slice
-	lastCommit  time.Time
-	started     time.Time
-	resumed     bool
+	mu         sync.Mutex // guards progress fields read by the reporter
+	slices     []extract.Slice
+	lastCommit time.Time
+	started    time.Time
+	resumed    bool
 }
 
 func (r *runner) execute(ctx context.Context) (Summary, error) {
