@@ -142,12 +142,13 @@ func codecOf(name string, level int) (compress.Compression, int, error) {
 	return codec, level, nil
 }
 
-// noDictionary lists the columns whose values are nearly all distinct:
-// building a dictionary for them only to abandon it costs time and saves
-// nothing.
+// noDictionary lists the columns whose values are nearly all distinct, or
+// distinct enough that a dictionary saves little: building one costs time
+// (arrow-go's memo table allocates per value) and saves nothing.
 var noDictionary = map[string][]string{
 	schema.Profiles.Name: {"id", "email", "phone_number", "external_id", "anonymous_id",
-		"location_address1", "location_ip", "location_latitude", "location_longitude",
+		"last_name", "organization", "image", "location_address1", "location_address2", "location_zip",
+		"location_ip", "location_latitude", "location_longitude",
 		"created", "updated", "last_event_date", "properties", "subscriptions", "predictive_analytics"},
 	schema.ProfileRejects.Name: {"raw"},
 }
