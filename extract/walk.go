@@ -365,6 +365,11 @@ func (w *walker) maybeGrow() {
 	}
 }
 
+// span names the part of the window a chain reads, for errors a user reads.
+func (w *walker) span(from, end time.Time) string {
+	return fmt.Sprintf("profiles %s in [%s, %s)", w.field, from.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+}
+
 // walkSlice follows one slice's links.next chain to its end.
 func (w *walker) walkSlice(idx int) error {
 	c := w.c
@@ -391,7 +396,7 @@ func (w *walker) walkSlice(idx int) error {
 				sinceAdvance++
 				lastDepth, depth = max(lastDepth, depth), 0
 				if stale >= maxStaleRestarts || sinceAdvance > maxRestartsPerSecond {
-					return fmt.Errorf("slice %d: cursor rejected %d times without progress: %w", idx, sinceAdvance, err)
+					return fmt.Errorf("%s: cursor rejected %d times without progress: %w", w.span(from, reqEnd), sinceAdvance, err)
 				}
 				c.st.cursorRestarts.Add(1)
 				w.mu.Lock()
@@ -402,12 +407,12 @@ func (w *walker) walkSlice(idx int) error {
 				clear(seen)
 				continue
 			}
-			return fmt.Errorf("slice %d: %w", idx, err)
+			return fmt.Errorf("%s: %w", w.span(from, reqEnd), err)
 		}
 		next := ""
 		if doc.next != "" {
 			if next, err = c.nextCursor(doc.next); err != nil {
-				return fmt.Errorf("slice %d: %w", idx, err)
+				return fmt.Errorf("%s: %w", w.span(from, reqEnd), err)
 			}
 		}
 		msg, finished, advanced := w.apply(idx, doc.records, size, reqEnd, next == "")
@@ -418,7 +423,7 @@ func (w *walker) walkSlice(idx int) error {
 		}
 		if !finished {
 			if _, dup := seen[next]; dup {
-				return fmt.Errorf("slice %d: %w", idx, ErrCursorLoop)
+				return fmt.Errorf("%s: %w", w.span(from, reqEnd), ErrCursorLoop)
 			}
 			seen[next] = struct{}{}
 		}
