@@ -115,6 +115,13 @@ func (c *Client) Walk(ctx context.Context, win Window, fn func(ctx context.Conte
 		w.target = min(w.target, autoStartWorkers())
 	}
 	w.blindSplits = w.target - pending
+	if w.target > 1 && c.st.pages.Load() == 0 {
+		// Nothing has answered this client yet: one request goes first, so
+		// that a wrong key or revision is sent once, not once per chain.
+		if _, _, err := c.Oldest(ctx, win.Field); err != nil {
+			return fmt.Errorf("walk: %w", err)
+		}
+	}
 	w.mu.Lock()
 	for i := 0; i < w.target; i++ {
 		w.spawnLocked()

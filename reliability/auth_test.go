@@ -123,3 +123,30 @@ func TestAuthAndRevision(t *testing.T) {
 			Retries: retriesOf(r), PeakRSS: peakRSS(r), Seconds: r.wall.Seconds()})
 	})
 }
+
+// TestBadKeyOnLaterRun: a key revoked after the first run is sent once, not
+// once per time slice, before the run gives up.
+func TestBadKeyOnLaterRun(t *testing.T) {
+	t.Parallel()
+	for _, sink := range sinks {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			sim := newSim(t, klaviyosim.Config{Profiles: 300, Seed: 62})
+			tg := newTarget(t, sink)
+			if r := run(t, spec{args: tg.args("--log-level", "warn"), env: tg.env(sim)}); r.code != 0 {
+				t.Fatalf("first run: %v", r)
+			}
+			var log requestLog
+			sim.Use(log.middleware)
+			env := tg.env(sim)
+			env["KLAVIYO_API_KEY"] = "pk_revoked"
+			r := run(t, spec{args: tg.args("--log-level", "warn", "--concurrency", "8"), env: env})
+			if r.code != 1 || !strings.Contains(r.message(), "401") {
+				t.Errorf("%v, want exit 1 naming 401", r)
+			}
+			if total, _ := log.repeated(); total != 1 {
+				t.Errorf("%d requests with the revoked key, want 1", total)
+			}
+		})
+	}
+}
