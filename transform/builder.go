@@ -206,7 +206,19 @@ func newTable(mem memory.Allocator, t *schema.Table) table {
 	return table{rb: rb, cols: cols}
 }
 
-func (c *column) null() { c.any.AppendNull() }
+func (c *column) null() {
+	// Through the typed builders when there are: no interface call.
+	switch {
+	case c.bin != nil:
+		c.bin.AppendNull()
+	case c.ts != nil:
+		c.ts.AppendNull()
+	case c.f64 != nil:
+		c.f64.AppendNull()
+	default:
+		c.any.AppendNull()
+	}
+}
 
 func (c *column) bytes(v []byte) {
 	if c.bin == nil {
@@ -315,7 +327,7 @@ func (b *Builder) AddPage(body []byte) (PageResult, error) {
 		var o Outcome
 		if b.page.decoded {
 			b.counts.Records++
-			o = b.add(raw, &b.page.recs[i], b.page.errs[i])
+			o = b.add(raw, &b.page.recs[i], b.page.errs[i], false)
 		} else {
 			o = b.Add(raw)
 		}
@@ -355,25 +367,30 @@ func (b *Builder) Reject(raw []byte, profileID, field, reason string) {
 func (b *Builder) Add(raw []byte) Outcome {
 	b.counts.Records++
 	err := b.dec.record(raw, &b.wire)
-	return b.add(raw, &b.wire, err)
+	return b.add(raw, &b.wire, err, true)
 }
 
 // add writes the rows of one record, read into w (err: as record returned).
-func (b *Builder) add(raw []byte, w *wireRecord, err error) Outcome {
+// Outcome.ID is left empty unless withID: AddPage has no use for it, and
+// it is the one allocation per record.
+func (b *Builder) add(raw []byte, w *wireRecord, err error, withID bool) Outcome {
 	if err != nil {
-		return b.rejectWhole(raw, nil, "", "record is "+notObjectReason(err))
+		return b.rejectWhole(raw, nil, "", "record is "+notObjectReason(err), withID)
 	}
 	b.counts.UnknownFields += int64(w.unknown)
 
 	id, idWhy := b.profileID(w.id)
 	if why := profileType(w.typ); why != "" {
-		return b.rejectWhole(raw, id, "type", why)
+		return b.rejectWhole(raw, id, "type", why, withID)
 	}
 	if idWhy != "" {
-		return b.rejectWhole(raw, nil, "id", idWhy)
+		return b.rejectWhole(raw, nil, "id", idWhy, withID)
 	}
 
-	out := Outcome{ID: string(id)}
+	var out Outcome
+	if withID {
+		out.ID = string(id)
+	}
 	b.cur = current{raw: raw, id: id}
 	if bytes.IndexByte(id, 0) >= 0 {
 		b.counts.NULValues++
@@ -402,7 +419,8 @@ func (b *Builder) add(raw []byte, w *wireRecord, err error) Outcome {
 		case roleExtractedAt:
 			col.time(b.extractedAt)
 		case roleAttribute, roleLocation:
-			v := b.coerce.coerce(col.kind, w.vals[i])
+			var v scalar
+			text := b.value(&v, w, i, col.kind)
 			b.counts.Rules[v.rule]++
 			if v.nul {
 				b.counts.Rules[RuleNUL]++
@@ -413,7 +431,7 @@ func (b *Builder) add(raw []byte, w *wireRecord, err error) Outcome {
 				b.problem(schema.Profiles.Columns[i].Name, lossyReason(v.lossy))
 			}
 			if v.rule == RuleUncoercible {
-				b.problem(schema.Profiles.Columns[i].Name, v.why)
+				b.problem(schema.Profiles.Columns[i].Name, b.coerce.why)
 			}
 			switch {
 			case v.null:
@@ -429,7 +447,7 @@ func (b *Builder) add(raw []byte, w *wireRecord, err error) Outcome {
 					out.Updated = time.UnixMicro(v.us).UTC()
 				}
 			default:
-				col.bytes(v.text)
+				col.bytes(text)
 			}
 		default:
 			col.null()
@@ -447,6 +465,17 @@ func (b *Builder) add(raw []byte, w *wireRecord, err error) Outcome {
 		b.counts.Loaded++
 	}
 	return out
+}
+
+// value reads column i of w into v and returns its text: the decoder's
+// canonical JSON when it made it, else the coercer's reading.
+func (b *Builder) value(v *scalar, w *wireRecord, i int, kind schema.Kind) []byte {
+	if kind == schema.JSON {
+		if canon, f, ok := w.canonicalJSON(i); ok {
+			return b.coerce.canonicalJSON(v, canon, f)
+		}
+	}
+	return b.coerce.value(v, kind, w.val(i))
 }
 
 var (
@@ -553,10 +582,14 @@ func (b *Builder) endRecord() {
 	b.cur = current{}
 }
 
-func (b *Builder) rejectWhole(raw, id []byte, field, why string) Outcome {
+func (b *Builder) rejectWhole(raw, id []byte, field, why string, withID bool) Outcome {
 	b.counts.RejectedWhole++
 	b.addReject(raw, id, field, why)
-	return Outcome{Status: Rejected, ID: string(id), Rejects: 1}
+	out := Outcome{Status: Rejected, Rejects: 1}
+	if withID {
+		out.ID = string(id)
+	}
+	return out
 }
 
 // addReject writes one profile_rejects row; a nil id and an empty field are

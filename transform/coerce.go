@@ -93,14 +93,23 @@ func (r Rule) String() string {
 
 // coerced is one column value after its rule.
 type coerced struct {
+	scalar
+	text []byte // String and JSON columns
+	why  string // the reason, when rule is RuleUncoercible
+}
+
+// scalar is a column value but its text: what coercer.value writes for
+// every column, free of pointers so that writing it costs no GC write
+// barrier (returning all of coerced by value cost as much as reading most
+// strings; writing it through a pointer, barriers as much while the
+// collector runs).
+type scalar struct {
 	rule  Rule
+	lossy Rule // ruleNone, or the lossy rule that also applied
 	null  bool
-	text  []byte  // String and JSON columns
+	nul   bool    // holds U+0000
 	f64   float64 // Double columns
 	us    int64   // Timestamp columns
-	nul   bool    // holds U+0000
-	lossy Rule    // ruleNone, or the lossy rule that also applied
-	why   string  // the reason, when rule is RuleUncoercible
 }
 
 // coercer turns raw JSON values into column values; its buffers are reused
@@ -108,109 +117,197 @@ type coerced struct {
 type coercer struct {
 	buf   []byte
 	canon canonicalizer
+	why   string // the reason of the last RuleUncoercible
 }
 
 func (c *coercer) coerce(kind schema.Kind, raw []byte) coerced {
+	var v coerced
+	v.text = c.value(&v.scalar, kind, raw)
+	if v.rule == RuleUncoercible {
+		v.why = c.why
+	}
+	return v
+}
+
+// value is coerce for Builder.add: it writes all but the text into *v and
+// returns the text; the reason of a RuleUncoercible is c.why.
+func (c *coercer) value(v *scalar, kind schema.Kind, raw []byte) []byte {
+	*v = scalar{}
 	if len(raw) == 0 || raw[0] == 'n' {
-		return coerced{rule: RuleNull, null: true}
+		v.rule, v.null = RuleNull, true
+		return nil
 	}
 	switch kind {
 	case schema.Double:
-		return c.double(raw)
+		return c.double(v, raw)
 	case schema.Timestamp:
-		return c.timestamp(raw)
+		return c.timestamp(v, raw)
 	case schema.JSON:
-		return c.json(raw)
+		return c.json(v, raw)
 	default:
-		return c.string(raw)
+		return c.string(v, raw)
 	}
 }
 
-func (c *coercer) string(raw []byte) coerced {
+// uncoercible makes v RuleUncoercible for the reason why.
+func (c *coercer) uncoercible(v *scalar, why string) []byte {
+	*v = scalar{rule: RuleUncoercible, null: true}
+	c.why = why
+	return nil
+}
+
+// text decodes the string literal raw into c.buf when it needs decoding.
+func (c *coercer) text(raw []byte) ([]byte, strFlags) {
+	text, buf, f := stringText(c.buf[:0], raw)
+	if cap(buf) > cap(c.buf) {
+		c.buf = buf // grown; storing it every time would be a write barrier every time
+	}
+	return text, f
+}
+
+func (c *coercer) string(v *scalar, raw []byte) []byte {
 	switch raw[0] {
 	case '"':
-		text, buf, f := stringText(c.buf[:0], raw)
-		c.buf = buf
-		v := coerced{rule: RuleString, text: text, nul: f&flagNUL != 0}
+		text, f := c.text(raw)
+		v.rule, v.nul = RuleString, f&flagNUL != 0
 		if f&flagReplaced != 0 {
 			v.lossy = RuleInvalidUTF8
 		}
-		return v
+		return text
 	case 't', 'f':
-		return coerced{rule: RuleBoolText, text: raw}
+		v.rule = RuleBoolText
+		return raw
 	case '{', '[':
-		return uncoercible(kindOf(raw) + " where a string belongs")
+		return c.uncoercible(v, kindOf(raw)+" where a string belongs")
 	default:
-		return coerced{rule: RuleNumberText, text: raw}
+		v.rule = RuleNumberText
+		return raw
 	}
 }
 
-func (c *coercer) double(raw []byte) coerced {
+func (c *coercer) double(v *scalar, raw []byte) []byte {
 	rule := RuleNumber
 	text := raw
 	switch raw[0] {
 	case '"':
 		var f strFlags
-		text, c.buf, f = stringText(c.buf[:0], raw)
+		text, f = c.text(raw)
 		text = trimSpace(text)
 		if len(text) == 0 {
-			return coerced{rule: RuleEmptyString, null: true}
+			v.rule, v.null = RuleEmptyString, true
+			return nil
 		}
 		if f&flagReplaced != 0 || !decimalText(text) {
-			return uncoercible(quoteShort(text) + " is not a decimal number")
+			return c.uncoercible(v, quoteShort(text)+" is not a decimal number")
 		}
 		rule = RuleNumericString
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 	default:
-		return uncoercible(kindOf(raw) + " where a number or numeric string belongs")
+		return c.uncoercible(v, kindOf(raw)+" where a number or numeric string belongs")
 	}
-	f, err := strconv.ParseFloat(string(text), 64)
+	f, err := parseDouble(text)
 	if err != nil || math.IsInf(f, 0) {
-		return uncoercible(quoteShort(text) + " is out of the range of a double")
+		return c.uncoercible(v, quoteShort(text)+" is out of the range of a double")
 	}
-	return coerced{rule: rule, f64: f}
+	v.rule, v.f64 = rule, f
+	return nil
 }
 
-func (c *coercer) timestamp(raw []byte) coerced {
+func (c *coercer) timestamp(v *scalar, raw []byte) []byte {
 	if raw[0] != '"' {
-		return uncoercible(kindOf(raw) + " where a date-time string belongs")
+		return c.uncoercible(v, kindOf(raw)+" where a date-time string belongs")
 	}
-	text, buf, f := stringText(c.buf[:0], raw)
-	c.buf = buf
+	text, f := c.text(raw)
 	text = trimSpace(text)
 	if len(text) == 0 {
-		return coerced{rule: RuleEmptyString, null: true}
+		v.rule, v.null = RuleEmptyString, true
+		return nil
 	}
 	if f&flagReplaced != 0 {
-		return uncoercible(quoteShort(text) + " is not valid UTF-8")
+		return c.uncoercible(v, quoteShort(text)+" is not valid UTF-8")
 	}
 	us, rule, lossy, err := parseTimestamp(text)
 	if err != nil {
-		return uncoercible(quoteShort(text) + ": " + err.Error())
+		return c.uncoercible(v, quoteShort(text)+": "+err.Error())
 	}
-	v := coerced{rule: rule, us: us}
+	v.rule, v.us = rule, us
 	if lossy {
 		v.lossy = RuleTimestampTruncated
 	}
-	return v
+	return nil
 }
 
-func (c *coercer) json(raw []byte) coerced {
+func (c *coercer) json(v *scalar, raw []byte) []byte {
 	text, f, err := c.canon.canonical(c.buf[:0], raw)
-	c.buf = text
+	if cap(text) > cap(c.buf) {
+		c.buf = text
+	}
 	if err != nil {
 		// Unreachable for a value the decoder validated.
-		return uncoercible("invalid JSON: " + err.Error())
+		return c.uncoercible(v, "invalid JSON: "+err.Error())
 	}
-	v := coerced{rule: RuleJSON, text: text, nul: f&flagNUL != 0}
+	return c.canonicalJSON(v, text, f)
+}
+
+// canonicalJSON is json for a value already in canonical form, text, whose
+// canonicalization reported f: the decoder's (wireRecord.json).
+func (c *coercer) canonicalJSON(v *scalar, text []byte, f strFlags) []byte {
+	*v = scalar{}
+	v.rule, v.nul = RuleJSON, f&flagNUL != 0
 	if f&flagReplaced != 0 {
 		v.lossy = RuleInvalidUTF8
 	}
-	return v
+	return text
 }
 
-func uncoercible(why string) coerced {
-	return coerced{rule: RuleUncoercible, null: true, why: why}
+// parseDouble is strconv.ParseFloat(string(text), 64), bit for bit. The
+// usual coordinate (up to 15 significant digits, a small exponent) is read
+// here: its digits and the power of ten are exact float64 values, so one
+// multiplication or division, rounded once, gives the correctly rounded
+// result, which is what ParseFloat returns. Anything else goes to
+// ParseFloat.
+func parseDouble(text []byte) (float64, error) {
+	i, neg := 0, false
+	if i < len(text) && (text[i] == '-' || text[i] == '+') {
+		neg = text[i] == '-'
+		i++
+	}
+	var mant uint64
+	seen, digits, exp, point := 0, 0, 0, false // seen: digits read; digits: from the first non-zero one
+	for ; i < len(text); i++ {
+		switch c := text[i]; {
+		case c >= '0' && c <= '9':
+			seen++
+			if digits > 0 || c != '0' {
+				digits++
+			}
+			mant = mant*10 + uint64(c-'0')
+			if point {
+				exp--
+			}
+		case c == '.' && !point:
+			point = true
+		default:
+			return strconv.ParseFloat(string(text), 64)
+		}
+	}
+	if seen == 0 || digits > 15 || exp < -22 {
+		return strconv.ParseFloat(string(text), 64)
+	}
+	f := float64(mant)
+	if exp < 0 {
+		f /= float64pow10[-exp]
+	}
+	if neg {
+		f = -f
+	}
+	return f, nil
+}
+
+var float64pow10 = [...]float64{
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+	1e20, 1e21, 1e22,
 }
 
 // decimalText reports whether s is a decimal number: optional sign, digits

@@ -49,16 +49,42 @@ type wireRecord struct {
 	attributes    []byte
 	location      []byte
 	relationships []byte
-	// vals holds the value of each profile column fed from attributes or
-	// attributes.location, by column index.
-	vals    [][]byte
+	// vals locates in src the value of each profile column fed from
+	// attributes or attributes.location, by column index ({0, 0}: absent).
+	// Spans, not slices: storing and clearing pointers costs a GC write
+	// barrier each while the collector runs, and there are ~30 per record.
+	vals    []span
+	src     []byte
 	rels    []wireRel
 	related []wireRelated
+	// json holds, for JSON columns, the canonical text the decoder made of
+	// each value as it read it (in order; the last for a column is the one
+	// kept). ok false means the value was not canonicalized: coerce it.
+	json []wireJSON
 	// dupes names the members that appeared more than once; the last value
 	// is the one kept.
 	dupes []string
 	// unknown counts attributes and location members with no column.
 	unknown int
+}
+
+// wireJSON is a JSON column's value in canonical form.
+type wireJSON struct {
+	col   int
+	ok    bool
+	flags strFlags
+	text  []byte
+}
+
+// canonicalJSON returns the canonical text the decoder made of column
+// col's value, if it did.
+func (w *wireRecord) canonicalJSON(col int) (text []byte, f strFlags, ok bool) {
+	for k := len(w.json) - 1; k >= 0; k-- {
+		if j := &w.json[k]; j.col == col {
+			return j.text, j.flags, j.ok
+		}
+	}
+	return nil, 0, false
 }
 
 // wireRel is one member of relationships.
@@ -80,13 +106,33 @@ type wireRelated struct {
 func (w *wireRecord) reset() {
 	w.typ, w.id, w.attributes, w.location, w.relationships = nil, nil, nil, nil, nil
 	if len(w.vals) != len(profileRoles) {
-		w.vals = make([][]byte, len(profileRoles))
+		w.vals = make([]span, len(profileRoles))
 	}
 	clear(w.vals)
+	w.src = nil
 	w.rels = w.rels[:0]
 	w.related = w.related[:0]
+	w.json = w.json[:0]
 	w.dupes = w.dupes[:0]
 	w.unknown = 0
+}
+
+// val returns the value of column i, nil when absent.
+func (w *wireRecord) val(i int) []byte {
+	s := w.vals[i]
+	if s.hi == 0 {
+		return nil
+	}
+	return w.src[s.lo:s.hi]
+}
+
+// setVal stores column slot's value, src[lo:hi] (hi 0: none), noting a
+// repeated member.
+func (w *wireRecord) setVal(slot, lo, hi int, field string) {
+	if w.vals[slot].hi != 0 && !slices.Contains(w.dupes, field) {
+		w.dupes = append(w.dupes, field)
+	}
+	w.vals[slot] = span{lo, hi}
 }
 
 // set stores a member's value, noting a repeated member.
@@ -136,9 +182,20 @@ var (
 		}
 		return roles
 	}()
+	profileKinds = func() []schema.Kind {
+		kinds := make([]schema.Kind, len(schema.Profiles.Columns))
+		for i, c := range schema.Profiles.Columns {
+			kinds[i] = c.Kind
+		}
+		return kinds
+	}()
 	// attributeSlots and locationSlots map a member name to its column.
 	attributeSlots = slots(roleAttribute, "")
 	locationSlots  = slots(roleLocation, locationPrefix)
+	// attributeNames and locationNames are the same, for lookups;
+	// attributeNames also holds "location", as slotLocation.
+	attributeNames = newNameTable(attributeSlots, "location")
+	locationNames  = newNameTable(locationSlots, "")
 )
 
 func slots(r role, prefix string) map[string]int {
@@ -151,15 +208,84 @@ func slots(r role, prefix string) map[string]int {
 	return m
 }
 
+// slotLocation is attributeNames' value for attributes.location.
+const slotLocation = -1
+
+// nameTable maps member names to profile column indexes: open addressing
+// over a table at most a quarter full, so a lookup is one cheap hash and,
+// nearly always, one comparison (a Go map's string hashing and probing was
+// half of reading attributes). Built once at init, read-only after, so
+// Builders on several goroutines share it safely.
+type nameTable struct {
+	names []string // "" = empty slot (no column has an empty name)
+	slots []int
+	mask  uint32
+}
+
+// hashName mixes the length and first and last bytes: enough to tell the
+// schema's names apart, and probing settles the rest.
+func hashName(n []byte) uint32 {
+	if len(n) == 0 {
+		return 0
+	}
+	h := uint32(len(n))*0x9e3779b1 ^ uint32(n[0])*0x85ebca77 ^ uint32(n[len(n)-1])*0xc2b2ae3d
+	return h ^ h>>15
+}
+
+// newNameTable builds the table of m, plus extra (if not "") as
+// slotLocation.
+func newNameTable(m map[string]int, extra string) nameTable {
+	size := 16
+	for size < 4*(len(m)+1) {
+		size *= 2
+	}
+	t := nameTable{names: make([]string, size), slots: make([]int, size), mask: uint32(size - 1)}
+	add := func(name string, slot int) {
+		h := hashName([]byte(name)) & t.mask
+		for t.names[h] != "" {
+			h = (h + 1) & t.mask
+		}
+		t.names[h], t.slots[h] = name, slot
+	}
+	for name, slot := range m {
+		if name != "" {
+			add(name, slot)
+		}
+	}
+	if _, ok := m[extra]; extra != "" && !ok {
+		add(extra, slotLocation)
+	}
+	return t
+}
+
+// lookup returns the column of the member name n.
+func (t *nameTable) lookup(n []byte) (int, bool) {
+	for h := hashName(n) & t.mask; ; h = (h + 1) & t.mask {
+		switch name := t.names[h]; {
+		case name == "":
+			return 0, false
+		case name == string(n):
+			return t.slots[h], true
+		}
+	}
+}
+
 // scanDecoder reads records with the package's own JSON parser, in one
-// pass, without allocating: wireRecord values are slices of the input.
+// pass, without allocating: wireRecord values are slices or spans of the
+// input. JSON columns are canonicalized as they are read (into jsonText), rather
+// than skipped now and read again by the coercer.
 type scanDecoder struct {
-	p   parser
-	key []byte // decoded member names that held escapes
+	p     parser
+	key   []byte // decoded member names that held escapes
+	canon canonicalizer
+	// jsonText holds the canonical JSON of the records read by the last
+	// page or record call; wireRecord.json points into it.
+	jsonText []byte
 }
 
 func (d *scanDecoder) page(body []byte, pg *wirePage) error {
 	pg.data, pg.errs, pg.next, pg.decoded = pg.data[:0], pg.errs[:0], nil, true
+	d.jsonText = d.jsonText[:0]
 	p := &d.p
 	p.reset(body, 0)
 	if p.peek() != '{' {
@@ -234,6 +360,7 @@ func (d *scanDecoder) page(body []byte, pg *wirePage) error {
 }
 
 func (d *scanDecoder) record(raw []byte, w *wireRecord) error {
+	d.jsonText = d.jsonText[:0]
 	p := &d.p
 	p.reset(raw, 0)
 	if p.peek() != '{' {
@@ -253,6 +380,7 @@ func (d *scanDecoder) record(raw []byte, w *wireRecord) error {
 func (d *scanDecoder) object(w *wireRecord) {
 	w.reset()
 	p := &d.p
+	w.src = p.d
 	for more := p.openObject(); more; more = p.nextMember() {
 		switch string(d.name(p.key())) {
 		case "type":
@@ -286,22 +414,27 @@ func (d *scanDecoder) object(w *wireRecord) {
 func (d *scanDecoder) attributes(w *wireRecord) {
 	p := &d.p
 	for more := p.openObject(); more; more = p.nextMember() {
-		name := d.name(p.key())
-		if slot, ok := attributeSlots[string(name)]; ok {
-			w.set(&w.vals[slot], p.value(), schema.Profiles.Columns[slot].Name)
-			continue
-		}
-		if string(name) != "location" {
+		slot, ok := attributeNames.lookup(d.name(p.key()))
+		if !ok {
 			w.unknown++
 			p.skip()
+			continue
+		}
+		switch {
+		case slot == slotLocation:
+		case profileKinds[slot] == schema.JSON:
+			d.json(w, slot)
+			continue
+		default:
+			d.value(w, slot)
 			continue
 		}
 		p.ws()
 		start := p.i
 		if p.peek() == '{' {
 			for more := p.openObject(); more; more = p.nextMember() {
-				if slot, ok := locationSlots[string(d.name(p.key()))]; ok {
-					w.set(&w.vals[slot], p.value(), schema.Profiles.Columns[slot].Name)
+				if slot, ok := locationNames.lookup(d.name(p.key())); ok {
+					d.value(w, slot)
 				} else {
 					w.unknown++
 					p.skip()
@@ -312,6 +445,36 @@ func (d *scanDecoder) attributes(w *wireRecord) {
 		}
 		w.set(&w.location, p.d[start:p.i], "attributes.location")
 	}
+}
+
+// json reads the value of JSON column slot, canonicalizing it on the way
+// when canonicalizer.canonValue takes it (anything else, null included, is
+// read as any value and left to the coercer).
+func (d *scanDecoder) json(w *wireRecord, slot int) {
+	p := &d.p
+	name := schema.Profiles.Columns[slot].Name
+	if c := p.peek(); c != 0 && c != 'n' {
+		start, from := p.i, len(d.jsonText)
+		if out, f, end, ok := d.canon.canonValue(d.jsonText, p.d, start); ok {
+			d.jsonText = out
+			p.i = end
+			w.setVal(slot, start, end, name)
+			w.json = append(w.json, wireJSON{col: slot, ok: true, flags: f, text: out[from:]})
+			return
+		}
+	}
+	d.value(w, slot)
+	w.json = append(w.json, wireJSON{col: slot})
+}
+
+// value reads the value of column slot.
+func (d *scanDecoder) value(w *wireRecord, slot int) {
+	p := &d.p
+	lo, hi := 0, 0
+	if v := p.value(); v != nil {
+		lo, hi = p.i-len(v), p.i
+	}
+	w.setVal(slot, lo, hi, schema.Profiles.Columns[slot].Name)
 }
 
 func (d *scanDecoder) relationships(w *wireRecord) {

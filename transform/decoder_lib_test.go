@@ -145,9 +145,16 @@ func (d libDecoder) record(raw []byte, w *wireRecord) error {
 		return errNotObject
 	}
 	w.typ, w.id, w.attributes, w.relationships = r.Type, r.ID, r.Attributes, r.Relationships
+	// wireRecord.vals are spans of one buffer; the values read here are
+	// copies, so they are gathered into one (the values of raw's members
+	// fit in len(raw) bytes: one allocation).
+	src := make([]byte, 0, len(raw))
 	set := func(col int, v json.RawMessage) {
-		if col >= 0 {
-			w.vals[col] = v
+		if col >= 0 && v != nil {
+			lo := len(src)
+			src = append(src, v...)
+			w.vals[col] = span{lo, len(src)}
+			w.src = src
 		}
 	}
 	if firstByte(r.Attributes) == '{' {

@@ -3,6 +3,7 @@ package transform
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 )
 
@@ -45,12 +46,33 @@ const (
 	swarHi = 0x8080808080808080
 )
 
-// special reports whether any of the 8 bytes in w is '"', '\\' or a control
-// character (the classic "has zero byte" and "has byte less than" tricks).
-func special(w uint64) bool {
-	q := w ^ (swarLo * '"')
+// specialBits sets the top bit of each of the 8 bytes in w that is '"',
+// '\\' or a control character (the classic "has zero byte" and "has byte
+// less than" tricks). Bytes above the first such byte may be flagged wrongly
+// (by a borrow), never below, so the lowest set bit marks the first special
+// byte exactly.
+func specialBits(w uint64) uint64 {
+	// Flipping bit 1 maps '"' (0x22) to 0x20 and the control characters
+	// onto themselves, so one "byte < 0x21" test finds both.
+	x := w ^ (swarLo * 0x02)
 	b := w ^ (swarLo * '\\')
-	return ((q-swarLo)&^q|(b-swarLo)&^b|(w-swarLo*0x20)&^w)&swarHi != 0
+	return ((x-swarLo*0x21)&^x | (b-swarLo)&^b) & swarHi
+}
+
+// stringStop returns the index of the first '"', '\\' or control byte in
+// d at or after i, or len(d): where a string literal's text needs
+// attention.
+func stringStop(d []byte, i int) int {
+	for i+8 <= len(d) {
+		if m := specialBits(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(d) && strClass[d[i]] == strPlain {
+		i++
+	}
+	return i
 }
 
 // parser is a strict, allocation-free JSON reader over one input. Errors
@@ -80,6 +102,11 @@ func (p *parser) failf(format string, args ...any) {
 }
 
 func (p *parser) ws() {
+	// Most tokens follow one another without white space: one comparison
+	// settles it.
+	if p.i < len(p.d) && p.d[p.i] > ' ' {
+		return
+	}
 	for p.i < len(p.d) {
 		switch p.d[p.i] {
 		case ' ', '\t', '\n', '\r':
@@ -186,6 +213,13 @@ func (p *parser) value() []byte {
 		return nil
 	}
 	start := p.i
+	if p.d[start] == '"' {
+		// Most values are strings: no need for skip's machinery.
+		if end, ok := scanString(p.d, start); ok {
+			p.i = end
+			return p.d[start:end]
+		}
+	}
 	p.skip()
 	if p.err != nil {
 		return nil
@@ -193,17 +227,32 @@ func (p *parser) value() []byte {
 	return p.d[start:p.i]
 }
 
-// skip reads one value, validating it, and discards it.
+// skip reads one value, validating it, and discards it. skipFast reads
+// what it can; whatever it refuses (an error, or nesting deeper than it
+// tracks) is read again by skipSlow, which alone decides errors and their
+// offsets, so skip accepts exactly what skipSlow accepts and fails alike.
 func (p *parser) skip() {
+	if p.err == nil {
+		if end, ok := skipFast(p.d, p.i, maxDepth-p.depth); ok {
+			p.i = end
+			return
+		}
+	}
+	p.skipSlow()
+}
+
+// skipSlow is skip one token at a time; it recurses into itself only, so a
+// value skipFast refused costs one more pass, never one per level.
+func (p *parser) skipSlow() {
 	switch c := p.peek(); c {
 	case '{':
 		for more := p.openObject(); more; more = p.nextMember() {
 			p.key()
-			p.skip()
+			p.skipSlow()
 		}
 	case '[':
 		for more := p.openArray(); more; more = p.nextElement() {
-			p.skip()
+			p.skipSlow()
 		}
 	case '"':
 		p.str()
@@ -238,12 +287,7 @@ func (p *parser) str() (escaped bool) {
 	d := p.d
 	i := p.i + 1
 	for {
-		for i+8 <= len(d) && !special(binary.LittleEndian.Uint64(d[i:])) {
-			i += 8
-		}
-		for i < len(d) && strClass[d[i]] == strPlain {
-			i++
-		}
+		i = stringStop(d, i)
 		if i >= len(d) {
 			p.i = i
 			p.fail("unterminated string")
@@ -284,49 +328,11 @@ func (p *parser) str() (escaped bool) {
 }
 
 func (p *parser) number() {
-	d := p.d
-	i := p.i
-	if i < len(d) && d[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && d[i] >= '1' && d[i] <= '9':
-		for i < len(d) && isDigit(d[i]) {
-			i++
-		}
-	default:
-		p.i = i
+	end, ok := scanNumber(p.d, p.i)
+	p.i = end
+	if !ok {
 		p.fail("bad number")
-		return
 	}
-	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) || !isDigit(d[i]) {
-			p.i = i
-			p.fail("bad number")
-			return
-		}
-		for i < len(d) && isDigit(d[i]) {
-			i++
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i >= len(d) || !isDigit(d[i]) {
-			p.i = i
-			p.fail("bad number")
-			return
-		}
-		for i < len(d) && isDigit(d[i]) {
-			i++
-		}
-	}
-	p.i = i
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -343,4 +349,206 @@ func validJSON(d []byte) error {
 	p.skip()
 	p.end()
 	return p.err
+}
+
+// isSpace reports JSON white space.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// skipWS returns the index of the first byte at or after i that is not
+// white space.
+func skipWS(d []byte, i int) int {
+	for i < len(d) && d[i] <= ' ' && isSpace(d[i]) {
+		i++
+	}
+	return i
+}
+
+// fastDepth is the deepest nesting skipFast tracks (in the bits of
+// skipFast's stack); deeper values go to skipSlow.
+const fastDepth = 256
+
+// skipFast reads the value at d[i:] (after white space) as skipSlow would,
+// without its per-token bookkeeping, and returns the index after it. It
+// opens at most room levels of arrays and objects. ok is false for
+// anything it does not accept, which skipSlow then reads: an error, or
+// nesting deeper than room or fastDepth.
+func skipFast(d []byte, i, room int) (end int, ok bool) {
+	var (
+		inObject [fastDepth / 64]uint64 // by depth: an object (1) or an array (0)
+		depth    int
+		limit    = min(room, fastDepth)
+	)
+value:
+	i = skipWS(d, i)
+	if i >= len(d) {
+		return 0, false
+	}
+	switch c := d[i]; c {
+	case '"':
+		if i, ok = scanString(d, i); !ok {
+			return 0, false
+		}
+	case '{':
+		if depth >= limit {
+			return 0, false
+		}
+		inObject[depth>>6] |= 1 << (depth & 63)
+		depth++
+		i = skipWS(d, i+1)
+		if i < len(d) && d[i] == '}' {
+			i++
+			depth--
+			break
+		}
+		goto key
+	case '[':
+		if depth >= limit {
+			return 0, false
+		}
+		inObject[depth>>6] &^= 1 << (depth & 63)
+		depth++
+		i = skipWS(d, i+1)
+		if i < len(d) && d[i] == ']' {
+			i++
+			depth--
+			break
+		}
+		goto value
+	case 't':
+		if len(d)-i < 4 || string(d[i:i+4]) != "true" {
+			return 0, false
+		}
+		i += 4
+	case 'f':
+		if len(d)-i < 5 || string(d[i:i+5]) != "false" {
+			return 0, false
+		}
+		i += 5
+	case 'n':
+		if len(d)-i < 4 || string(d[i:i+4]) != "null" {
+			return 0, false
+		}
+		i += 4
+	default:
+		if i, ok = scanNumber(d, i); !ok {
+			return 0, false
+		}
+	}
+after:
+	if depth == 0 {
+		return i, true
+	}
+	i = skipWS(d, i)
+	if i >= len(d) {
+		return 0, false
+	}
+	switch d[i] {
+	case ',':
+		i++
+		if inObject[(depth-1)>>6]&(1<<((depth-1)&63)) != 0 {
+			goto key
+		}
+		goto value
+	case '}':
+		if inObject[(depth-1)>>6]&(1<<((depth-1)&63)) == 0 {
+			return 0, false
+		}
+	case ']':
+		if inObject[(depth-1)>>6]&(1<<((depth-1)&63)) != 0 {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	i++
+	depth--
+	goto after
+key:
+	i = skipWS(d, i)
+	if i >= len(d) || d[i] != '"' {
+		return 0, false
+	}
+	if i, ok = scanString(d, i); !ok {
+		return 0, false
+	}
+	i = skipWS(d, i)
+	if i >= len(d) || d[i] != ':' {
+		return 0, false
+	}
+	i++
+	goto value
+}
+
+// scanString returns the index after the string literal starting at d[i]
+// (its opening quote), or ok false where parser.str would fail.
+func scanString(d []byte, i int) (end int, ok bool) {
+	i++
+	for {
+		i = stringStop(d, i)
+		if i >= len(d) {
+			return 0, false
+		}
+		switch strClass[d[i]] {
+		case strQuote:
+			return i + 1, true
+		case strControl:
+			return 0, false
+		case strEscape:
+			if i+1 >= len(d) {
+				return 0, false
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
+					return 0, false
+				}
+				i += 6
+			default:
+				return 0, false
+			}
+		}
+	}
+}
+
+// scanNumber returns the index after the number starting at d[i], or ok
+// false and the index where it is malformed (including no number at all).
+func scanNumber(d []byte, i int) (end int, ok bool) {
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		i++
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	default:
+		return i, false
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || !isDigit(d[i]) {
+			return i, false
+		}
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || !isDigit(d[i]) {
+			return i, false
+		}
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	}
+	return i, true
 }

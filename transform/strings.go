@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"bytes"
+	"encoding/binary"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -25,19 +27,37 @@ func stringText(buf, lit []byte) (text, grown []byte, f strFlags) {
 		return nil, buf, 0
 	}
 	inner := lit[1 : len(lit)-1]
-	simple := true
-	for _, c := range inner {
-		if c == '\\' || c >= utf8.RuneSelf {
-			simple = false
-			break
-		}
-	}
-	if simple {
+	if plainText(inner) {
 		return inner, buf, 0
 	}
 	start := len(buf)
 	buf, f = unquote(buf, inner)
 	return buf[start:], buf, f
+}
+
+// plainText reports whether s, the content of a JSON string, is its own
+// decoded text, without flags: no escape, and either ASCII or valid UTF-8
+// without U+0000 (which unquote flags; valid JSON never holds it raw).
+func plainText(s []byte) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i:])
+		b := w ^ (swarLo * '\\')
+		if (w|(b-swarLo)&^b)&swarHi != 0 {
+			goto careful
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] == '\\' || s[i] >= utf8.RuneSelf {
+			goto careful
+		}
+	}
+	return true
+careful:
+	// s[:i] is ASCII without a backslash; without a backslash, rest holds a
+	// byte >= 0x80, so unquote would decode s and flag a NUL.
+	rest := s[i:]
+	return bytes.IndexByte(rest, '\\') < 0 && utf8.Valid(rest) && bytes.IndexByte(s, 0) < 0
 }
 
 // unquote appends the decoded content of a JSON string (without its quotes,
