@@ -374,26 +374,31 @@ func (r *runner) checkpoint(ctx context.Context) error {
 }
 
 // pruneSeen drops ids that no resume and no later run can read again: those
-// below their slice's checkpoint and outside the lookback tail.
+// below their slice's checkpoint and outside the lookback tail. Few survive,
+// so it copies them into a new map rather than deleting the rest.
 func (r *runner) pruneSeen() {
 	tail := r.run.End.Add(-r.cfg.Lookback).Unix()
+	bounds := make([][3]int64, len(r.run.Slices))
+	for i, s := range r.run.Slices {
+		bounds[i] = [3]int64{s.Start.Unix(), s.End.Unix(), s.Done.Unix()}
+	}
+	keep := make(map[string]int64)
 	for id, v := range r.run.Seen {
-		if v >= tail {
-			continue
-		}
-		if i := sliceOf(r.run.Slices, v); i >= 0 && v < r.run.Slices[i].Done.Unix() {
-			delete(r.run.Seen, id)
+		if v >= tail || !belowDone(bounds, v) {
+			keep[id] = v
 		}
 	}
+	r.run.Seen = keep
 }
 
-func sliceOf(slices []load.Slice, v int64) int {
-	for i, s := range slices {
-		if v >= s.Start.Unix() && v < s.End.Unix() {
-			return i
+// belowDone reports whether v lies in a slice [start, end) below its done.
+func belowDone(bounds [][3]int64, v int64) bool {
+	for _, b := range bounds {
+		if v >= b[0] && v < b[1] {
+			return v < b[2]
 		}
 	}
-	return -1
+	return false
 }
 
 // finish commits the end of the run: on success the new high-water mark, on
