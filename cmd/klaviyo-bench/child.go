@@ -77,10 +77,8 @@ type measurement struct {
 	Rejects     int64   `json:"rejects,omitempty"`
 	AllocsValid bool    `json:"allocs_valid,omitempty"`
 	// Pipeline stages (see stages): seconds the page callback ran (the
-	// consumer busy), of which outside the sink (dedup and transform), and
-	// seconds in the sink's Write and Commit in all.
+	// runner busy), and seconds in the sink's Write and Commit in all.
 	Busy       float64 `json:"busy,omitempty"`
-	Transform  float64 `json:"transform,omitempty"`
 	SinkWrite  float64 `json:"sink_write,omitempty"`
 	SinkCommit float64 `json:"sink_commit,omitempty"`
 }

@@ -212,10 +212,11 @@ func (r row) line() string {
 			fmt.Fprintf(&b, "; Parquet %s", mb(r.m.OutBytes))
 		}
 		if r.m.Busy > 0 && !r.budget {
-			// Where the time went: the single consumer's share of the
-			// wall time, its part outside the sink, and the sink's.
-			fmt.Fprintf(&b, "; consumer busy %.0f%%, transform %.1fs, sink write %.1fs, commit %.1fs",
-				100*r.m.Busy/r.m.Seconds, r.m.Transform, r.m.SinkWrite, r.m.SinkCommit)
+			// Where the time went: the runner's share of the wall time
+			// (it waits for the transformers and the sink at checkpoints),
+			// and the sink's Write (beside the transform) and Commit.
+			fmt.Fprintf(&b, "; runner busy %.0f%%, sink write %.1fs, commit %.1fs",
+				100*r.m.Busy/r.m.Seconds, r.m.SinkWrite, r.m.SinkCommit)
 		}
 	}
 	if has, ok := r.met(); has {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -92,10 +93,9 @@ func runPipeline(ctx context.Context, spec childSpec) ([]measurement, error) {
 	m.Requests = sum.Requests
 	m.RateLimited = sum.RateLimited
 	m.Rejects = sum.Rejects
-	m.Busy = st.busy.Seconds()
-	m.Transform = st.transform().Seconds()
-	m.SinkWrite = st.write.Seconds()
-	m.SinkCommit = st.commit.Seconds()
+	m.Busy = time.Duration(st.busy.Load()).Seconds()
+	m.SinkWrite = time.Duration(st.write.Load()).Seconds()
+	m.SinkCommit = time.Duration(st.commit.Load()).Seconds()
 	if out != "" {
 		m.OutBytes = dirSize(out)
 	}
@@ -116,21 +116,14 @@ func dirSize(dir string) int64 {
 }
 
 // stages times the pipeline's parts from outside: how long the page
-// callback ran (the consumer busy: dedup, transform, and the sink's Write
-// and Commit it calls), and the time in the sink's Write (Parquet encoding,
-// COPY) and Commit (footers and fsync, or the merge and COMMIT), inside the
-// callback and in all. Walk calls the callback one page at a time, and the
-// sink is called from the callback or after Walk, so nothing here runs
-// concurrently.
+// callback ran (the runner: dedup, handing records to the transformers,
+// and waiting for them and for the sink at each checkpoint), the time in the
+// sink's Write (Parquet encoding, COPY; on the pipeline's writer goroutine,
+// beside the transform) and in its Commit (footers and fsync, or the merge
+// and COMMIT). Write and the callback run concurrently.
 type stages struct {
-	inPage                    bool
-	busy                      time.Duration
-	write, commit             time.Duration
-	writeInPage, commitInPage time.Duration
+	busy, write, commit atomic.Int64 // nanoseconds
 }
-
-// transform is the consumer's time outside the sink.
-func (s *stages) transform() time.Duration { return s.busy - s.writeInPage - s.commitInPage }
 
 type timedWalker struct {
 	pipeline.Walker
@@ -140,10 +133,8 @@ type timedWalker struct {
 func (w *timedWalker) Walk(ctx context.Context, win extract.Window, fn func(context.Context, extract.Page) error) error {
 	return w.Walker.Walk(ctx, win, func(ctx context.Context, p extract.Page) error {
 		start := time.Now()
-		w.st.inPage = true
 		err := fn(ctx, p)
-		w.st.inPage = false
-		w.st.busy += time.Since(start)
+		w.st.busy.Add(int64(time.Since(start)))
 		return err
 	})
 }
@@ -156,21 +147,13 @@ type timedSink struct {
 func (s *timedSink) Write(ctx context.Context, b load.Batch) error {
 	start := time.Now()
 	err := s.Sink.Write(ctx, b)
-	d := time.Since(start)
-	s.st.write += d
-	if s.st.inPage {
-		s.st.writeInPage += d
-	}
+	s.st.write.Add(int64(time.Since(start)))
 	return err
 }
 
 func (s *timedSink) Commit(ctx context.Context, st load.State) error {
 	start := time.Now()
 	err := s.Sink.Commit(ctx, st)
-	d := time.Since(start)
-	s.st.commit += d
-	if s.st.inPage {
-		s.st.commitInPage += d
-	}
+	s.st.commit.Add(int64(time.Since(start)))
 	return err
 }
