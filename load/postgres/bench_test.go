@@ -43,6 +43,7 @@ type generator struct {
 	start time.Time
 	n     int // profiles generated
 	shift time.Duration
+	rels  bool // relationships too, as with --include
 }
 
 func newGenerator(mem memory.Allocator, runID string, shift time.Duration) *generator {
@@ -52,6 +53,7 @@ func newGenerator(mem memory.Allocator, runID string, shift time.Duration) *gene
 		runID: runID,
 		start: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC),
 		shift: shift,
+		rels:  true,
 	}
 }
 
@@ -130,7 +132,7 @@ func (g *generator) batch(n int) load.Batch {
 		str(pb, col("_run_id")).Append(g.runID)
 		ts(col("_extracted_at")).Append(arrow.Timestamp(time.Date(2026, 7, 20, 0, 0, 0, 0, time.UTC).UnixMicro()))
 
-		for j := range 2 + k%2 {
+		for j := range (2 + k%2) * b2i(g.rels) {
 			rel, typ := "lists", "list"
 			if j == 2 {
 				rel, typ = "segments", "segment"
@@ -143,6 +145,13 @@ func (g *generator) batch(n int) load.Batch {
 		}
 	}
 	return load.Batch{Profiles: pb.NewRecordBatch(), Relationships: rb.NewRecordBatch()}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func release(b load.Batch) {
@@ -282,17 +291,28 @@ func BenchmarkLoad(b *testing.B) {
 }
 
 // BenchmarkLoadUpsert loads the same profiles again, each a day newer, so
-// every row goes through the merge and replaces a stored one.
+// every row goes through the merge and replaces a stored one: with
+// relationships, and without (no --include: the relationships table stays
+// empty).
 func BenchmarkLoadUpsert(b *testing.B) {
-	for range b.N {
-		url := pgtest.NewDatabase(b)
-		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		loadThroughSink(b, url, newGenerator(mem, "run-1", 0), false)
-		before := cpuNow(b)
-		spent, rows := loadThroughSink(b, url, newGenerator(mem, "run-2", 24*time.Hour), false)
-		cpu := cpuNow(b).sub(before)
-		mem.AssertSize(b, 0)
-		report(b, spent, rows, cpu)
+	for _, v := range []struct {
+		name string
+		rels bool
+	}{{"relationships", true}, {"no_relationships", false}} {
+		b.Run(v.name, func(b *testing.B) {
+			for range b.N {
+				url := pgtest.NewDatabase(b)
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				g1, g2 := newGenerator(mem, "run-1", 0), newGenerator(mem, "run-2", 24*time.Hour)
+				g1.rels, g2.rels = v.rels, v.rels
+				loadThroughSink(b, url, g1, false)
+				before := cpuNow(b)
+				spent, rows := loadThroughSink(b, url, g2, false)
+				cpu := cpuNow(b).sub(before)
+				mem.AssertSize(b, 0)
+				report(b, spent, rows, cpu)
+			}
+		})
 	}
 }
 

@@ -23,7 +23,9 @@ func versionTable(schemaName string) string {
 }
 
 // Migrate applies every pending migration to schemaName (created if
-// missing) in the database at databaseURL. It takes the schema's run lock
+// missing) in the database at databaseURL, and builds any secondary index
+// of the tables of record that is missing (see Sink: a first backfill
+// drops them until it ends). It takes the schema's run lock
 // first, so it returns an error wrapping load.ErrLocked instead of changing
 // tables under a running load.
 func Migrate(ctx context.Context, databaseURL, schemaName string) error {
@@ -43,7 +45,13 @@ func Migrate(ctx context.Context, databaseURL, schemaName string) error {
 	if err := tryLock(ctx, conn, schemaName); err != nil {
 		return err
 	}
-	return MigrateConn(ctx, conn, schemaName)
+	if err := MigrateConn(ctx, conn, schemaName); err != nil {
+		return err
+	}
+	// Indexes a backfill dropped, if its run died before building them
+	// again.
+	_, err = restoreIndexesOn(ctx, conn, buildIndexQueries(schemaName))
+	return err
 }
 
 // MigrateConn applies every pending migration to schemaName on conn,

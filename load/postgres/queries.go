@@ -30,6 +30,11 @@ type queries struct {
 
 	createStaging string
 
+	// COPY … FROM STDIN (FORMAT binary) into each table, in schema order
+	// (plus _seq for staging).
+	copyProfiles, copyRels, copyRejects copyStmt
+	copyStageProfiles, copyStageRels    copyStmt
+
 	// Merge of a checkpoint's staged rows.
 	dedupe      string // keep the newest version of each id in stage_profiles
 	upsert      string // stage_profiles → profiles, applied ids → stage_applied
@@ -42,6 +47,7 @@ type queries struct {
 	orphanRels                   string // and their relationships
 
 	isEmpty     string
+	anyStored   string // is any of the ids $1 in profiles
 	upsertRun   string
 	upsertState string
 	readState   string
@@ -69,6 +75,12 @@ func buildQueries(schemaName string) *queries {
 	stageR := "pg_temp." + stageRelationships
 	stageA := "pg_temp." + stageApplied
 	stageL := "pg_temp." + stageLosers
+
+	q.copyProfiles = newCopyStmt(q.profiles, q.profileCols)
+	q.copyRels = newCopyStmt(q.relationships, q.relationshipCols)
+	q.copyRejects = newCopyStmt(q.rejects, q.rejectCols)
+	q.copyStageProfiles = newCopyStmt(pgx.Identifier{"pg_temp", stageProfiles}, q.stageProfileCols)
+	q.copyStageRels = newCopyStmt(pgx.Identifier{"pg_temp", stageRelationships}, q.stageRelCols)
 
 	q.createStaging = createTemp(stageProfiles, schema.Profiles) +
 		createTemp(stageRelationships, schema.ProfileRelationships) +
@@ -166,6 +178,8 @@ ON CONFLICT DO NOTHING`
 
 	q.isEmpty = `SELECT NOT EXISTS (SELECT 1 FROM ` + profiles + `) AND NOT EXISTS (SELECT 1 FROM ` + rels + `)`
 
+	q.anyStored = `SELECT EXISTS (SELECT 1 FROM ` + profiles + ` WHERE id = ANY($1::text[]))`
+
 	runs := s + ".etl_runs"
 	runCols := []string{"run_id", "target", "started_at", "ended_at", "status", "cursor_field", "full_refresh",
 		"window_start", "window_end", "records", "profiles", "relationships", "rejects", "rejected_records",
@@ -196,6 +210,21 @@ ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, schema_version = EXCLUDE
 	q.readState = `SELECT state::text FROM ` + state + ` WHERE key = $1`
 	q.landed = `SELECT EXISTS (SELECT 1 FROM ` + state + ` WHERE key = $1 AND commit_id = $2)`
 	return q
+}
+
+// copyStmt is a binary COPY into one table.
+type copyStmt struct {
+	table string // quoted, for errors
+	sql   string
+	seq   bool // the staging tables' trailing _seq column
+}
+
+func newCopyStmt(table pgx.Identifier, cols []string) copyStmt {
+	return copyStmt{
+		table: table.Sanitize(),
+		sql:   "COPY " + table.Sanitize() + " (" + quoteList(cols) + ") FROM STDIN (FORMAT binary)",
+		seq:   cols[len(cols)-1] == seqColumn,
+	}
 }
 
 // createTemp declares a staging table with t's columns, types and

@@ -52,15 +52,16 @@ type Config struct {
 // Sink is the PostgreSQL destination, a load.Sink. Each checkpoint (the
 // Writes between two Commits) is one transaction: rows are COPYed into
 // temporary staging tables and merged into the tables of record together
-// with the State at Commit; a first backfill into empty tables COPYs
-// straight into them instead. It holds a session-level advisory lock on its
-// schema from Begin to Close.
+// with the State at Commit; Writes of profiles all new are COPYed
+// straight into the tables of record instead. It holds a session-level
+// advisory lock on its schema from Begin to Close.
 //
 // A Sink is not safe for concurrent use.
 type Sink struct {
 	cfg     Config
 	connCfg *pgx.ConnConfig
 	q       *queries
+	idx     indexQueries
 	lockKey int64
 	log     zerolog.Logger
 	backoff func(attempt int) time.Duration
@@ -75,25 +76,51 @@ type Sink struct {
 	failed error
 
 	// The checkpoint in progress.
-	pending   []load.Batch // retained records, replayed after a transient failure
-	seq       int64        // Writes applied in this transaction
-	seqCell   int64Cell
-	ids       map[uint64]struct{} // hashes of the profile ids written
-	seed      maphash.Seed
-	dups      bool                // a profile id came twice
-	early     map[uint64]struct{} // profile ids of relationships written before any version of their profile
-	relsEarly bool                // and that profile came later
-	staged    bool                // rows wait in the staging tables
-	fast      bool                // this checkpoint COPYs straight into the tables of record
-	clean     sanitizer
+	pending    []load.Batch        // retained records, replayed after a transient failure
+	seq        int64               // Writes applied in this transaction
+	ids        map[uint64]written  // hashes of the profile ids written, and how the latest version was
+	batchIDs   map[uint64]struct{} // scratch: the profile ids of the batch being applied
+	probeIDs   []string            // scratch: the same, for the probe
+	seed       maphash.Seed
+	dups       bool                // a profile id came twice
+	early      map[uint64]struct{} // profile ids of relationships written before any version of their profile
+	relsEarly  bool                // and that profile came later
+	staged     bool                // rows wait in the staging tables
+	fast       bool                // direct COPY without probing first: the last direct attempt found no stored id
+	allStaged  bool                // this checkpoint is replayed through staging only
+	direct     int64               // batches of this checkpoint COPYed straight into the tables of record
+	savepoints int                 // in this transaction
+	clean      sanitizer
 
 	nulTotal int64 // values sanitised in committed checkpoints
 	retried  int64
+	paths    pathCounts // Writes by the path they took, for the log and tests
 
-	noFastPath bool // benchmarks compare with and without
+	deferred      bool          // this session dropped the secondary indexes and has not built them again
+	deferLockWait time.Duration // deferLockWait; tests lower it
+	maxSavepoints int           // maxSavepoints; tests lower it
+	noFastPath    bool          // benchmarks compare with and without
 }
 
 var _ load.Sink = (*Sink)(nil)
+
+// pathCounts counts Writes by how they reached the tables.
+type pathCounts struct {
+	direct     int64 // COPYed straight into the tables of record
+	probed     int64 // found to hold a stored profile id by the probe, and staged
+	rolledBack int64 // met a stored row in a direct COPY, rolled back and staged
+	downgraded int64 // checkpoints replayed through staging only
+}
+
+// written is how the latest version of a profile id in the checkpoint was
+// written.
+type written uint8
+
+const (
+	notWritten    written = iota
+	writtenStaged         // into the staging tables
+	writtenDirect         // straight into the tables of record
+)
 
 // New returns a Sink for the database at databaseURL. It validates the
 // configuration and URL; it does not connect.
@@ -125,15 +152,19 @@ func New(databaseURL string, cfg Config) (*Sink, error) {
 		}
 	}
 	return &Sink{
-		cfg:     cfg,
-		connCfg: connCfg,
-		q:       buildQueries(cfg.Schema),
-		lockKey: schemaLockKey(cfg.Schema),
-		log:     cfg.Logger.With().Str("sink", "postgres").Str("schema", cfg.Schema).Logger(),
-		backoff: defaultBackoff,
-		ids:     make(map[uint64]struct{}),
-		early:   make(map[uint64]struct{}),
-		seed:    maphash.MakeSeed(),
+		cfg:           cfg,
+		connCfg:       connCfg,
+		q:             buildQueries(cfg.Schema),
+		idx:           buildIndexQueries(cfg.Schema),
+		lockKey:       schemaLockKey(cfg.Schema),
+		log:           cfg.Logger.With().Str("sink", "postgres").Str("schema", cfg.Schema).Logger(),
+		backoff:       defaultBackoff,
+		ids:           make(map[uint64]written),
+		batchIDs:      make(map[uint64]struct{}),
+		maxSavepoints: maxSavepoints,
+		deferLockWait: deferLockWait,
+		early:         make(map[uint64]struct{}),
+		seed:          maphash.MakeSeed(),
 	}, nil
 }
 
@@ -192,9 +223,11 @@ func (s *Sink) Retries() int64 { return s.retried }
 
 // Begin connects, takes the schema's run lock (an error wrapping
 // load.ErrLocked when another session holds it), applies or checks
-// migrations, and returns the target's committed State. PostgreSQL itself
-// discards what a crashed run left uncommitted, and releases its lock when
-// its connection ends.
+// migrations, builds any missing secondary index, and returns the target's
+// committed State. PostgreSQL itself discards what a crashed run left
+// uncommitted, and releases its lock when its connection ends. On empty
+// tables it drops the secondary indexes until the run ends (see the
+// package documentation).
 func (s *Sink) Begin(ctx context.Context) (load.State, error) {
 	if s.closed {
 		return load.State{}, errors.New("postgres: Begin after Close")
@@ -230,6 +263,13 @@ func (s *Sink) begin(ctx context.Context) (load.State, error) {
 				pgx.Identifier{s.cfg.Schema}.Sanitize(), n, ErrMigrationsPending)
 		}
 	}
+	// A run that dropped the secondary indexes for its backfill and died
+	// left them missing.
+	if n, err := restoreIndexesOn(ctx, s.conn, s.idx); err != nil {
+		return load.State{}, err
+	} else if n > 0 {
+		s.log.Debug().Int("indexes", n).Msg("built missing secondary indexes")
+	}
 	st, err := readState(ctx, s.conn, s.q, s.cfg.Target)
 	if err != nil {
 		return load.State{}, err
@@ -241,8 +281,13 @@ func (s *Sink) begin(ctx context.Context) (load.State, error) {
 			return load.State{}, fmt.Errorf("check for rows: %w", describe(err))
 		}
 		s.fast = empty
+		if empty {
+			if s.deferred, err = s.deferIndexes(ctx); err != nil {
+				return load.State{}, err
+			}
+		}
 	}
-	s.log.Debug().Bool("direct_copy", s.fast).Msg("begun")
+	s.log.Debug().Bool("direct_copy", s.fast).Bool("indexes_deferred", s.deferred).Msg("begun")
 	return st, nil
 }
 
@@ -309,77 +354,179 @@ func (s *Sink) Write(ctx context.Context, b load.Batch) error {
 	return nil
 }
 
-// errDowngrade ends a direct-COPY checkpoint that met a profile id it
-// cannot prove new: the checkpoint is replayed through staging.
+// errDowngrade ends a checkpoint whose direct COPYs cannot be kept exact
+// (see apply): the checkpoint is replayed, all of it through staging.
 var errDowngrade = errors.New("checkpoint needs staging")
 
-// apply writes one batch into the open transaction.
+// maxSavepoints bounds the subtransactions of one checkpoint: past 64, a
+// transaction's subtransactions overflow PostgreSQL's per-backend cache and
+// slow every other session's snapshots down. Direct batches beyond it are
+// probed first and COPYed without a savepoint.
+const maxSavepoints = 32
+
+// apply writes one batch into the open transaction: straight into the
+// tables of record when that is exact (applyDirect), into the staging
+// tables otherwise.
 func (s *Sink) apply(ctx context.Context, b load.Batch) error {
 	if err := s.ensureTx(ctx); err != nil {
 		return err
 	}
 	s.seq++
-	s.seqCell.n = s.seq
-	if s.fast {
-		if !s.claimNew(b) {
-			return errDowngrade
+	done := false
+	if s.cfg.Retries > 0 && !s.noFastPath && !s.allStaged {
+		var err error
+		if done, err = s.applyDirect(ctx, b); err != nil {
+			return err
 		}
-		if err := s.copy(ctx, s.q.profiles, s.q.profileCols, schema.Profiles, b.Profiles, nil); err != nil {
-			return downgradeOnConflict(err)
-		}
-		if err := s.copy(ctx, s.q.relationships, s.q.relationshipCols, schema.ProfileRelationships, b.Relationships, nil); err != nil {
-			return downgradeOnConflict(err)
-		}
-	} else {
-		if nonEmpty(b.Profiles) {
-			s.noteIDs(b.Profiles)
-			if err := s.copy(ctx, pgx.Identifier{"pg_temp", stageProfiles}, s.q.stageProfileCols, schema.Profiles, b.Profiles, &s.seqCell); err != nil {
-				return err
-			}
-			s.staged = true
-		}
-		if nonEmpty(b.Relationships) {
-			s.noteRelIDs(b.Relationships)
-			if err := s.copy(ctx, pgx.Identifier{"pg_temp", stageRelationships}, s.q.stageRelCols, schema.ProfileRelationships, b.Relationships, &s.seqCell); err != nil {
-				return err
-			}
+	}
+	if !done {
+		if err := s.applyStaged(ctx, b); err != nil {
+			return err
 		}
 	}
 	// Rejects are only ever appended.
-	return s.copy(ctx, s.q.rejects, s.q.rejectCols, schema.ProfileRejects, b.Rejects, nil)
+	return s.copy(ctx, s.q.copyRejects, schema.ProfileRejects, b.Rejects)
 }
 
-func downgradeOnConflict(err error) error {
-	if sqlState(err) == "23505" { // unique_violation: a row already there
-		return fmt.Errorf("%w: %w", errDowngrade, err)
+// applyDirect COPYs b's profiles and relationships straight into the
+// tables of record when that gives what the merge would, and reports
+// whether it did. That holds when every profile of b is new: not written
+// earlier in the checkpoint, not twice in b, not in the table (which the
+// primary key enforces: a COPY meeting a stored id fails); and when every
+// relationship row belongs to a profile written directly, in b or as the
+// latest version earlier in the checkpoint. A later version of such a
+// profile, staged, is merged over the direct one as over any stored
+// version, which the merge's rules order exactly as it orders versions
+// within a checkpoint.
+//
+// The COPYs run under a savepoint, so a batch meeting a stored id is rolled
+// back alone and staged instead. After that, the next batches are probed
+// (one indexed lookup of their ids) before any COPY, until one proves new.
+func (s *Sink) applyDirect(ctx context.Context, b load.Batch) (bool, error) {
+	if !nonEmpty(b.Profiles) && !nonEmpty(b.Relationships) {
+		return true, nil
 	}
-	return err
+	if !s.directCandidate(b) {
+		return false, nil
+	}
+	savepoint := s.savepoints < s.maxSavepoints
+	if nonEmpty(b.Profiles) && (!s.fast || !savepoint) {
+		known, err := s.anyStored(ctx, b.Profiles)
+		if err != nil {
+			return false, err
+		}
+		if known {
+			s.fast = false
+			s.paths.probed++
+			return false, nil
+		}
+	}
+	if savepoint {
+		if _, err := s.tx.Exec(ctx, "SAVEPOINT direct_copy"); err != nil {
+			return false, fmt.Errorf("savepoint: %w", err)
+		}
+		s.savepoints++
+	}
+	replaced := s.clean.replaced
+	err := s.copy(ctx, s.q.copyProfiles, schema.Profiles, b.Profiles)
+	if err == nil {
+		err = s.copy(ctx, s.q.copyRels, schema.ProfileRelationships, b.Relationships)
+	}
+	if err != nil {
+		if sqlState(err) != "23505" { // unique_violation: a row already there
+			return false, err
+		}
+		if !savepoint {
+			return false, fmt.Errorf("%w: %w", errDowngrade, err)
+		}
+		// Rolled back to, a savepoint stays; released, it nests no later one.
+		if _, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT direct_copy; RELEASE SAVEPOINT direct_copy"); err != nil {
+			return false, fmt.Errorf("roll back to savepoint: %w", err)
+		}
+		s.clean.replaced = replaced // the staged COPY counts them again
+		s.fast = false
+		s.paths.rolledBack++
+		s.log.Debug().Int64("write", s.seq).Msg("direct COPY met a stored row; staging the batch")
+		return false, nil
+	}
+	if savepoint {
+		if _, err := s.tx.Exec(ctx, "RELEASE SAVEPOINT direct_copy"); err != nil {
+			return false, fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	s.fast = true
+	s.direct++
+	s.paths.direct++
+	for h := range s.batchIDs {
+		s.ids[h] = writtenDirect
+	}
+	return true, nil
 }
 
-// claimNew records b's profile ids and reports whether COPYing b straight
-// into the tables of record is exact: no id already written in this
-// checkpoint (the tables' own keys catch ids from earlier ones), and no
-// relationship row for a profile not written in it.
-func (s *Sink) claimNew(b load.Batch) bool {
+// directCandidate reports whether b may go straight into the tables of
+// record as far as the checkpoint itself tells (see applyDirect), leaving
+// b's profile ids in s.batchIDs.
+func (s *Sink) directCandidate(b load.Batch) bool {
+	clear(s.batchIDs)
 	if nonEmpty(b.Profiles) {
 		ids := b.Profiles.Column(0).(*array.String)
 		for i := range ids.Len() {
 			h := maphash.String(s.seed, ids.Value(i))
-			if _, dup := s.ids[h]; dup {
+			if _, seen := s.ids[h]; seen {
 				return false
 			}
-			s.ids[h] = struct{}{}
+			if _, dup := s.batchIDs[h]; dup {
+				return false
+			}
+			s.batchIDs[h] = struct{}{}
 		}
 	}
 	if nonEmpty(b.Relationships) {
 		ids := b.Relationships.Column(0).(*array.String)
 		for i := range ids.Len() {
-			if _, ok := s.ids[maphash.String(s.seed, ids.Value(i))]; !ok {
+			h := maphash.String(s.seed, ids.Value(i))
+			if _, ok := s.batchIDs[h]; !ok && s.ids[h] != writtenDirect {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// anyStored reports whether any profile id of rec is in the profiles table.
+func (s *Sink) anyStored(ctx context.Context, rec arrow.RecordBatch) (bool, error) {
+	ids := rec.Column(0).(*array.String)
+	s.probeIDs = s.probeIDs[:0]
+	for i := range ids.Len() {
+		s.probeIDs = append(s.probeIDs, ids.Value(i))
+	}
+	var known bool
+	err := s.tx.QueryRow(ctx, s.q.anyStored, s.probeIDs).Scan(&known)
+	clear(s.probeIDs) // the strings point into the record
+	if err != nil {
+		return false, fmt.Errorf("look for stored profiles: %w", err)
+	}
+	return known, nil
+}
+
+// applyStaged COPYs b's profiles and relationships into the staging tables,
+// merged at Commit.
+func (s *Sink) applyStaged(ctx context.Context, b load.Batch) error {
+	if nonEmpty(b.Profiles) {
+		s.noteIDs(b.Profiles)
+	}
+	if nonEmpty(b.Relationships) && !s.noteRelIDs(b.Relationships) {
+		// A relationship row of a profile whose latest version went
+		// straight into the tables: the merge would drop it.
+		return errDowngrade
+	}
+	if nonEmpty(b.Profiles) {
+		if err := s.copy(ctx, s.q.copyStageProfiles, schema.Profiles, b.Profiles); err != nil {
+			return err
+		}
+		s.staged = true
+	}
+	return s.copy(ctx, s.q.copyStageRels, schema.ProfileRelationships, b.Relationships)
 }
 
 // noteIDs records the staged profile ids, noting whether any came twice,
@@ -395,37 +542,43 @@ func (s *Sink) noteIDs(rec arrow.RecordBatch) {
 		if _, early := s.early[h]; early {
 			s.relsEarly = true
 		}
-		s.ids[h] = struct{}{}
+		s.ids[h] = writtenStaged
 	}
 }
 
 // noteRelIDs notes relationships whose profile has not been written yet in
-// this checkpoint.
-func (s *Sink) noteRelIDs(rec arrow.RecordBatch) {
+// this checkpoint. It reports false when one belongs to a profile whose
+// latest version was written directly.
+func (s *Sink) noteRelIDs(rec arrow.RecordBatch) bool {
 	ids := rec.Column(0).(*array.String)
 	for i := range ids.Len() {
 		h := maphash.String(s.seed, ids.Value(i))
-		if _, ok := s.ids[h]; !ok {
+		switch s.ids[h] {
+		case notWritten:
 			s.early[h] = struct{}{}
+		case writtenDirect:
+			return false
 		}
 	}
+	return true
 }
 
-// copy streams rec into table with COPY.
-func (s *Sink) copy(ctx context.Context, table pgx.Identifier, cols []string, t *schema.Table, rec arrow.RecordBatch, seq *int64Cell) error {
+// copy streams rec, a record of table t, with a binary COPY.
+func (s *Sink) copy(ctx context.Context, stmt copyStmt, t *schema.Table, rec arrow.RecordBatch) error {
 	if !nonEmpty(rec) {
 		return nil
 	}
-	src, err := newRecordSource(t, rec, seq, &s.clean)
+	src, err := newCopyStream(t, rec, stmt.seq, s.seq, &s.clean)
 	if err != nil {
 		return err
 	}
-	n, err := s.tx.CopyFrom(ctx, table, cols, src)
+	tag, err := s.tx.Conn().PgConn().CopyFrom(ctx, src, stmt.sql)
+	src.close()
 	if err != nil {
-		return fmt.Errorf("copy %s into %s: %w", t.Name, table.Sanitize(), err)
+		return fmt.Errorf("copy %s into %s: %w", t.Name, stmt.table, err)
 	}
-	if n != rec.NumRows() {
-		return fmt.Errorf("copy %s into %s: %d rows copied of %d", t.Name, table.Sanitize(), n, rec.NumRows())
+	if n := tag.RowsAffected(); n != rec.NumRows() {
+		return fmt.Errorf("copy %s into %s: %d rows copied of %d", t.Name, stmt.table, n, rec.NumRows())
 	}
 	return nil
 }
@@ -460,12 +613,16 @@ func (s *Sink) Commit(ctx context.Context, st load.State) error {
 	if err != nil {
 		return s.fail(ctx, fmt.Errorf("commit: %w", err))
 	}
-	s.log.Debug().Int64("writes", s.seq).Bool("direct_copy", s.fast).Bool("merged", s.staged).
+	s.log.Debug().Int64("writes", s.seq).Int64("direct_writes", s.direct).Bool("merged", s.staged).
 		Dur("took", time.Since(start)).Msg("committed")
 	s.prev = st
 	s.nulTotal += s.clean.replaced
 	s.releasePending()
 	s.resetCheckpoint()
+	s.allStaged = false
+	if st.Run == nil {
+		s.deferred = false
+	}
 	return nil
 }
 
@@ -522,6 +679,15 @@ func (s *Sink) finish(ctx context.Context, st load.State, stateJSON, commitID st
 		if err := exec("delete their relationships", s.q.orphanRels); err != nil {
 			return err
 		}
+	}
+	if st.Run == nil && s.deferred {
+		// The backfill is over: its indexes come back with its last rows.
+		start := time.Now()
+		n, err := restoreIndexes(ctx, s.tx, s.idx)
+		if err != nil {
+			return err
+		}
+		s.log.Debug().Int("indexes", n).Dur("took", time.Since(start)).Msg("built secondary indexes")
 	}
 	// The sink's NUL count goes to the run whose rows these are.
 	counted := st.Run
@@ -649,9 +815,10 @@ func (s *Sink) replay(ctx context.Context) error {
 				break
 			}
 		}
-		if errors.Is(err, errDowngrade) && s.fast {
-			s.log.Debug().Msg("direct COPY met a known profile id; replaying the checkpoint through staging")
-			s.fast = false
+		if errors.Is(err, errDowngrade) && !s.allStaged {
+			s.log.Debug().Err(err).Msg("direct COPY cannot stay exact; replaying the checkpoint through staging")
+			s.allStaged = true
+			s.paths.downgraded++
 			continue
 		}
 		return err
@@ -682,6 +849,8 @@ func (s *Sink) rollback(ctx context.Context) {
 
 func (s *Sink) resetCheckpoint() {
 	s.seq = 0
+	s.direct = 0
+	s.savepoints = 0
 	clear(s.ids)
 	s.dups = false
 	clear(s.early)
@@ -739,19 +908,42 @@ func (s *Sink) ready() error {
 }
 
 // Close discards whatever was written and not committed, releases the lock
-// and disconnects. Retained records are released.
+// and disconnects. Retained records are released. When a first backfill
+// dropped the secondary indexes and no Commit built them again, Close
+// builds them first, even when ctx is done.
 func (s *Sink) Close(ctx context.Context) error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	s.log.Debug().Int64("direct", s.paths.direct).Int64("probed_stored", s.paths.probed).
+		Int64("rolled_back", s.paths.rolledBack).Int64("checkpoints_downgraded", s.paths.downgraded).
+		Msg("writes by path")
 	s.releasePending()
 	if s.conn == nil {
 		return nil
 	}
-	if err := s.release(ctx); err != nil {
+	var restoreErr error
+	if s.deferred && !s.conn.IsClosed() {
+		restoreErr = s.restoreAtClose(ctx)
+	}
+	if err := errors.Join(restoreErr, s.release(ctx)); err != nil {
 		return fmt.Errorf("postgres: close: %w", err)
 	}
+	return nil
+}
+
+// restoreAtClose builds the secondary indexes a backfill dropped when its
+// run ended without a Commit doing it (failed or interrupted): even when
+// ctx is cancelled, since readers need them. If it cannot, the next Begin
+// or migrate does.
+func (s *Sink) restoreAtClose(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	s.rollback(ctx)
+	if _, err := restoreIndexesOn(ctx, s.conn, s.idx); err != nil {
+		return fmt.Errorf("build secondary indexes: %w", err)
+	}
+	s.deferred = false
 	return nil
 }
 

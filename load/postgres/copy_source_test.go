@@ -11,7 +11,10 @@ import (
 	"github.com/klaviyo-etl/klaviyo-etl/schema"
 )
 
-// recordSource is a pgx.CopyFromSource over one Arrow record: each row's
+// recordSource is a pgx.CopyFromSource over one Arrow record — the way the
+// sink encoded COPY before copyStream, kept for BenchmarkCopyCeiling (pgx
+// CopyFrom, as cmd/klaviyo-bench's ceiling) and as the reference the
+// encoder is compared with: each row's
 // values are read straight from the Arrow arrays as pgx asks for them, so a
 // batch is never materialised as [][]any. Strings and JSON pass through
 // sanitize on the way.
