@@ -29,8 +29,12 @@
 // Walk reads a Window of the cursor field (created or updated) as disjoint
 // time slices walked concurrently, each along its own links.next chain with
 // filter=greater-than(field,START-1s),less-than(field,END) and sort=field.
-// Concurrency 0 keeps steady rate × observed latency requests in flight;
-// when a slice ends, the largest remaining one is split at the middle of
+// Concurrency 0 keeps steady rate × observed latency requests in flight,
+// starting from at most 2 × GOMAXPROCS chains and adding one only while the
+// consumer waits for pages (a budget far above what the consumer takes buys
+// nothing but CPU competition); a client nothing has answered yet sends one
+// request before fanning out, so a revoked key is sent once. When a slice
+// ends, the largest remaining one is split at the middle of
 // what is left, so skewed data keeps every worker busy. Pages reach the
 // callback one at a time, a slice's in order, with a snapshot of every
 // slice's progress ("everything below Done is delivered"), so the caller can

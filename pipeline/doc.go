@@ -17,6 +17,13 @@
 //   - A full refresh writes a new generation and switches to it in the final
 //     commit.
 //
+// Work is spread over goroutines: the walker's workers fetch and validate
+// pages; the runner, on the walker's callback, de-duplicates and hands
+// records to GOMAXPROCS transformers (one transform.Builder each); a writer
+// goroutine calls the sink, so encoding or COPY overlaps the transform. At a
+// checkpoint the runner waits for both, then commits. Calls into the sink
+// never overlap.
+//
 // It does not know HTTP, JSON or storage formats: those are the extractor's,
 // the transformer's and the sink's.
 package pipeline
