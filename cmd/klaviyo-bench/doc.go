@@ -53,9 +53,9 @@
 // pages of 100.
 //
 // PostgreSQL is the -database-url given (schemas kb_* are created and
-// dropped), or a throwaway cluster started from the machine's binaries as
-// internal/pgtest starts one (as the postgres user when running as root;
-// fsync, synchronous_commit and full_page_writes off).
+// dropped), or a throwaway cluster from internal/pgtest.StartLocal, the one
+// the tests use (the machine's binaries, as the postgres user when running
+// as root; fsync and full_page_writes off).
 //
 // Flags:
 //

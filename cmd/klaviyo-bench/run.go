@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
 )
 
 // Scenario names accepted by -scenarios, in the order they run.
@@ -268,7 +269,7 @@ type bench struct {
 	started    time.Time
 
 	dbURL   string
-	pg      *localPostgres
+	pg      *pgtest.Server
 	schemas []string // created, dropped at the end
 
 	rows []row // every measurement, repeats included, in order
@@ -279,19 +280,19 @@ func (b *bench) openDatabase(ctx context.Context) error {
 		b.dbURL = b.o.databaseURL
 		return nil
 	}
-	pg, err := startPostgres(ctx)
+	pg, err := pgtest.StartLocal()
 	if err != nil {
-		return err
+		return fmt.Errorf("start PostgreSQL (or pass -database-url): %w", err)
 	}
-	b.pg, b.dbURL = pg, pg.URL()
-	b.machine.postgres = pg.version
+	b.pg, b.dbURL = pg, pg.URL("postgres")
+	b.machine.postgres = pg.Version()
 	return nil
 }
 
 func (b *bench) closeDatabase(ctx context.Context) {
 	b.dropSchemas(ctx)
 	if b.pg != nil {
-		if err := b.pg.stop(); err != nil {
+		if err := b.pg.Close(); err != nil {
 			fmt.Fprintf(b.stderr, "klaviyo-bench: stopping PostgreSQL: %v\n", err)
 		}
 	}

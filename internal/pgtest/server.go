@@ -354,6 +354,15 @@ func (s *Server) kill(p *process) {
 	<-p.done
 }
 
+// StartLocal starts a throwaway cluster as the tests get one, for a program
+// that is not a test (the benchmark command): the caller owns it and ends
+// it with Close.
+func StartLocal() (*Server, error) { return newLocalServer() }
+
+// Close stops a server from StartLocal (fast shutdown) and removes its
+// directory.
+func (s *Server) Close() error { return s.close() }
+
 // close stops the server and removes its directory.
 func (s *Server) close() error {
 	if s.External() {
