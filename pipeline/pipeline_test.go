@@ -105,12 +105,17 @@ type memSink struct {
 	commits   int
 	// crashAt makes the n-th Commit fail without committing (0 = never).
 	crashAt int
+	// failWriteAt makes the n-th Write fail, and every later one too, until
+	// the next Begin (0 = never).
+	failWriteAt int
+	writes      int
 }
 
 func (s *memSink) Begin(context.Context) (load.State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.staged = nil
+	s.writes = 0
 	var st load.State
 	if s.state != nil {
 		if err := json.Unmarshal(s.state, &st); err != nil {
@@ -124,6 +129,11 @@ func (s *memSink) Write(_ context.Context, b load.Batch) error {
 	ids := b.Profiles.Column(0).(*array.String)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writes++
+	if s.failWriteAt > 0 && s.writes >= s.failWriteAt {
+		s.staged = nil // what was staged is gone with the failed target
+		return errWrite
+	}
 	for i := 0; i < ids.Len(); i++ {
 		s.staged = append(s.staged, ids.Value(i))
 	}
@@ -327,6 +337,35 @@ func TestWalkErrorCommitsWhatIsComplete(t *testing.T) {
 		t.Fatalf("failed run not kept for resume: %+v", st.Run)
 	}
 	w2 := &scriptedWalker{records: all, pageSize: 25}
+	if _, err := Run(context.Background(), w2, sink, testConfig(t, now.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	assertExactlyOnce(t, sink.ids(), all)
+}
+
+var errWrite = errors.New("disk full")
+
+// TestWriteErrorStopsTheRun: a Write failing on the writer goroutine, while
+// transformers still have pages, stops the run with that error, commits
+// nothing after it, and the next run loads exactly what is missing.
+func TestWriteErrorStopsTheRun(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := base.Add(48 * time.Hour)
+	all := records("w", 2000, base, 3*time.Hour)
+	sink := &memSink{failWriteAt: 12}
+	cfg := testConfig(t, now)
+	cfg.Transformers = 3
+	w := &scriptedWalker{records: all, pageSize: 20}
+	_, err := Run(context.Background(), w, sink, cfg)
+	if !errors.Is(err, errWrite) {
+		t.Fatalf("err = %v, want the write error", err)
+	}
+	committed := len(sink.ids())
+	if committed == 0 || committed >= len(all) {
+		t.Fatalf("%d of %d committed before the failure", committed, len(all))
+	}
+	sink.failWriteAt = 0
+	w2 := &scriptedWalker{records: all, pageSize: 20}
 	if _, err := Run(context.Background(), w2, sink, testConfig(t, now.Add(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
