@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 )
 
 // badCase is one kind of bad input, run against both sinks.
@@ -287,7 +288,7 @@ func bigProperties(t *testing.T, sink string) figure {
 	if got == nil {
 		t.Fatalf("the profile with 5 MB of properties is missing (%d rows)", len(rows))
 	}
-	if want := decodeJSON([]byte(props)); !jsonEqual(got, want) {
+	if want := e2etest.DecodeJSON([]byte(props)); !jsonEqual(got, want) {
 		t.Errorf("the 5 MB properties object differs after the round trip")
 	}
 	bs := [][]byte{[]byte(elems[0]), []byte(elems[1]), []byte(elems[2])}
@@ -572,7 +573,7 @@ func nextLoop(t *testing.T, sink string) figure {
 	if first.wall > 30*time.Second {
 		t.Errorf("the loop took %s to detect", first.wall)
 	}
-	partial := compareProfiles(readProfiles(t, tg), sim.Profiles(), true)
+	partial := e2etest.Compare(readProfiles(t, tg), sim.Profiles(), true)
 	if partial.Duplicates+partial.Differ+partial.Unexpected > 0 {
 		t.Errorf("what the looping run committed: %v", partial)
 	}

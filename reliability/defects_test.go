@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 )
 
 // D1: a record nested deeper than the parsers' 10,000 levels makes its
@@ -216,7 +217,7 @@ func TestDefectInterruptDuringCheckpoint(t *testing.T) {
 				if r.summary != nil {
 					counted, status = r.summary.Profiles, r.summary.Status
 				}
-				got := compareProfiles(readProfiles(t, tg), want, true).Got
+				got := e2etest.Compare(readProfiles(t, tg), want, true).Got
 				if r.code != code || status != "interrupted" || int64(got) != counted {
 					bad++
 					msgs = append(msgs, fmt.Sprintf("exit %d, status %q, %d profiles counted, %d committed", r.code, status, counted, got))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 )
 
 // newSim starts a simulator for t.
@@ -209,7 +210,7 @@ func TestRetryDeadline(t *testing.T) {
 		if st := readState(t, tg); st.Cursors["created"] != nil {
 			t.Errorf("a failed run advanced the cursor: %+v", st.Cursors["created"])
 		}
-		kept := compareProfiles(readProfiles(t, tg), sim.Profiles(), true)
+		kept := e2etest.Compare(readProfiles(t, tg), sim.Profiles(), true)
 		if kept.Duplicates+kept.Differ+kept.Unexpected > 0 {
 			t.Errorf("what the failed run committed: %v", kept)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 	"github.com/klaviyo-etl/klaviyo-etl/pipeline"
 )
 
@@ -177,7 +178,7 @@ func sigterms(t *testing.T, p killParams, sim *klaviyosim.Server, want []klaviyo
 		}
 		// What is committed is exact, and it is everything the run counted.
 		if r.summary != nil {
-			tl := compareProfiles(readProfiles(t, tg), want, true)
+			tl := e2etest.Compare(readProfiles(t, tg), want, true)
 			if r.summary.Status != pipeline.StatusInterrupted || int64(tl.Got) != r.summary.Profiles ||
 				tl.Duplicates+tl.Differ+tl.Unexpected > 0 {
 				t.Errorf("trial %d: %s at %s: status %q, %d profiles counted; output %v",

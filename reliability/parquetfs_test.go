@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 	"github.com/klaviyo-etl/klaviyo-etl/load/parquet"
 )
 
@@ -88,7 +89,7 @@ func checkIntact(t testing.TB, tg target, want []klaviyosim.Profile) (tally, []s
 		}
 		t.Errorf("after the failure: %s", d)
 	}
-	tl := compareProfiles(readParquetProfiles(t, tg.out), want, true)
+	tl := e2etest.Compare(e2etest.ReadParquetProfiles(t, tg.out), want, true)
 	if tl.Duplicates+tl.Differ+tl.Unexpected > 0 {
 		t.Errorf("committed rows after the failure: %v", tl)
 	}
