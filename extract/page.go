@@ -1,11 +1,11 @@
 package extract
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math/bits"
 	"time"
+
+	"github.com/klaviyo-etl/klaviyo-etl/internal/jsonscan"
 )
 
 // pageDoc is a decoded response body: the data elements exactly as received
@@ -435,7 +435,7 @@ func (s *scanner) str() (start, end int, esc bool, err error) {
 	i := s.i + 1
 	start = i
 	for i < len(b) {
-		if i = stringStop(b, i); i >= len(b) {
+		if i = jsonscan.StringStop(b, i); i >= len(b) {
 			break
 		}
 		c := b[i]
@@ -472,40 +472,6 @@ func (s *scanner) str() (start, end int, esc bool, err error) {
 	s.i = i
 	return 0, 0, false, s.fail("unterminated string")
 }
-
-const (
-	swarLo = 0x0101010101010101
-	swarHi = 0x8080808080808080
-)
-
-// stringStop returns the index of the first '"', '\\' or control byte in b
-// at or after i, or len(b), eight bytes at a time: the lowest flagged byte
-// of a word is always a real one (borrows only run upwards).
-func stringStop(b []byte, i int) int {
-	for i+8 <= len(b) {
-		w := binary.LittleEndian.Uint64(b[i:])
-		// Flipping bit 1 maps '"' (0x22) to 0x20 and leaves the control
-		// bytes below 0x20, so one "byte < 0x21" test finds both.
-		x := w ^ (swarLo * 0x02)
-		e := w ^ (swarLo * '\\')
-		if m := ((x-swarLo*0x21)&^x | (e-swarLo)&^e) & swarHi; m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-		i += 8
-	}
-	for i < len(b) && plain[b[i]] {
-		i++
-	}
-	return i
-}
-
-// plain marks the bytes a string can hold as they are.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 

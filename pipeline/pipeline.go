@@ -155,11 +155,12 @@ type runner struct {
 	// be lost, so no later commit may claim the progress that covered it.
 	sinkFailed bool
 
-	mu         sync.Mutex // guards progress fields read by the reporter
-	slices     []extract.Slice
 	lastCommit time.Time
 	started    time.Time
 	resumed    bool
+
+	mu     sync.Mutex // guards what the progress reporter reads
+	slices []extract.Slice
 }
 
 func (r *runner) execute(ctx context.Context) (Summary, error) {
@@ -367,9 +368,7 @@ func (r *runner) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	r.queued = 0
-	r.mu.Lock()
 	r.lastCommit = r.cfg.Now()
-	r.mu.Unlock()
 	return nil
 }
 

@@ -119,19 +119,7 @@ func (t *transformers) failed() error {
 func (t *transformers) counts() transform.Counts {
 	var c transform.Counts
 	for _, b := range t.builder {
-		bc := b.Counts()
-		c.Records += bc.Records
-		c.Loaded += bc.Loaded
-		c.LoadedWithRejects += bc.LoadedWithRejects
-		c.RejectedWhole += bc.RejectedWhole
-		c.RejectRows += bc.RejectRows
-		c.Relationships += bc.Relationships
-		c.NULValues += bc.NULValues
-		c.DuplicateRelationships += bc.DuplicateRelationships
-		c.UnknownFields += bc.UnknownFields
-		for i, n := range bc.Rules {
-			c.Rules[i] += n
-		}
+		c.Add(b.Counts())
 	}
 	return c
 }

@@ -109,6 +109,23 @@ type Counts struct {
 	Rules [NumRules]int64
 }
 
+// Add adds o's counters to c: the counts of several Builders working on one
+// run.
+func (c *Counts) Add(o Counts) {
+	c.Records += o.Records
+	c.Loaded += o.Loaded
+	c.LoadedWithRejects += o.LoadedWithRejects
+	c.RejectedWhole += o.RejectedWhole
+	c.RejectRows += o.RejectRows
+	c.Relationships += o.Relationships
+	c.NULValues += o.NULValues
+	c.DuplicateRelationships += o.DuplicateRelationships
+	c.UnknownFields += o.UnknownFields
+	for i, n := range o.Rules {
+		c.Rules[i] += n
+	}
+}
+
 // Records are the rows built since the last Flush, one record batch per
 // table of package schema, in that table's Arrow schema.
 type Records struct {

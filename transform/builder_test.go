@@ -464,3 +464,28 @@ func TestRejectAmplification(t *testing.T) {
 		})
 	}
 }
+
+// TestCountsAdd: the counts of two Builders, added, are those of one
+// Builder that read both pages.
+func TestCountsAdd(t *testing.T) {
+	r := newRand(31)
+	p1, p2 := genPage(r, 60), genPage(r, 45)
+	mem := memory.NewGoAllocator()
+	one, a, b := NewBuilder(mem, testOptions), NewBuilder(mem, testOptions), NewBuilder(mem, testOptions)
+	defer one.Release()
+	defer a.Release()
+	defer b.Release()
+	for _, step := range []struct {
+		b    *Builder
+		page []byte
+	}{{one, p1}, {one, p2}, {a, p1}, {b, p2}} {
+		if _, err := step.b.AddPage(step.page); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := a.Counts()
+	sum.Add(b.Counts())
+	if want := one.Counts(); sum != want || want.Records != 105 {
+		t.Errorf("added counts %+v, want %+v", sum, want)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/klaviyo-etl/klaviyo-etl/internal/jsonscan"
 )
 
 // canonicalizer rewrites one JSON value into canonical text, so that equal
@@ -430,7 +432,7 @@ func (c *canonicalizer) fastString(i int) (int, bool) {
 	for {
 		for j+8 <= len(d) {
 			w := binary.LittleEndian.Uint64(d[j:])
-			if m := specialBits(w); m != 0 {
+			if m := jsonscan.SpecialBits(w); m != 0 {
 				k := bits.TrailingZeros64(m) >> 3
 				high |= w & (1<<(8*k) - 1) // the bytes before the special one
 				j += k

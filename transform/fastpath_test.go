@@ -1,10 +1,8 @@
 package transform
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
-	"math/bits"
 	"os"
 	"strconv"
 	"strings"
@@ -245,39 +243,6 @@ func TestConcurrentBuilders(t *testing.T) {
 	for g, s := range got {
 		if s != want {
 			t.Errorf("goroutine %d differs from the serial Builder:\n%s", g, lineDiff(want, s))
-		}
-	}
-}
-
-// TestSpecialBits: the first byte flagged is exactly the first '"', '\\'
-// or control byte, for words of every byte.
-func TestSpecialBits(t *testing.T) {
-	isSpecial := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
-	r := newRand(25)
-	var w [8]byte
-	for i := 0; i < 1_000_000; i++ {
-		for k := range w {
-			if r.IntN(3) == 0 {
-				w[k] = byte(r.IntN(256))
-			} else {
-				const interesting = `"\ a~` + "\x00\x1f\x20\x21\x7f\x80\xff\x02\x5d\x5b\xa2\xdc"
-				w[k] = interesting[r.IntN(len(interesting))]
-			}
-		}
-		m := specialBits(binary.LittleEndian.Uint64(w[:]))
-		first := 8
-		for k := range w {
-			if isSpecial(w[k]) {
-				first = k
-				break
-			}
-		}
-		got := 8
-		if m != 0 {
-			got = bits.TrailingZeros64(m) >> 3
-		}
-		if got != first || (m&swarHi != m) {
-			t.Fatalf("% x: first special byte %d, specialBits says %d (%#x)", w, first, got, m)
 		}
 	}
 }

@@ -1,10 +1,10 @@
 package transform
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"strconv"
+
+	"github.com/klaviyo-etl/klaviyo-etl/internal/jsonscan"
 )
 
 // maxDepth is the deepest nesting of arrays and objects accepted, the same
@@ -42,38 +42,9 @@ var strClass = func() (t [256]uint8) {
 }()
 
 const (
-	swarLo = 0x0101010101010101
-	swarHi = 0x8080808080808080
+	swarLo = jsonscan.Ones
+	swarHi = jsonscan.Highs
 )
-
-// specialBits sets the top bit of each of the 8 bytes in w that is '"',
-// '\\' or a control character (the classic "has zero byte" and "has byte
-// less than" tricks). Bytes above the first such byte may be flagged wrongly
-// (by a borrow), never below, so the lowest set bit marks the first special
-// byte exactly.
-func specialBits(w uint64) uint64 {
-	// Flipping bit 1 maps '"' (0x22) to 0x20 and the control characters
-	// onto themselves, so one "byte < 0x21" test finds both.
-	x := w ^ (swarLo * 0x02)
-	b := w ^ (swarLo * '\\')
-	return ((x-swarLo*0x21)&^x | (b-swarLo)&^b) & swarHi
-}
-
-// stringStop returns the index of the first '"', '\\' or control byte in
-// d at or after i, or len(d): where a string literal's text needs
-// attention.
-func stringStop(d []byte, i int) int {
-	for i+8 <= len(d) {
-		if m := specialBits(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-		i += 8
-	}
-	for i < len(d) && strClass[d[i]] == strPlain {
-		i++
-	}
-	return i
-}
 
 // parser is a strict, allocation-free JSON reader over one input. Errors
 // are sticky: after the first, every method is a no-op that reports
@@ -287,7 +258,7 @@ func (p *parser) str() (escaped bool) {
 	d := p.d
 	i := p.i + 1
 	for {
-		i = stringStop(d, i)
+		i = jsonscan.StringStop(d, i)
 		if i >= len(d) {
 			p.i = i
 			p.fail("unterminated string")
@@ -484,7 +455,7 @@ key:
 func scanString(d []byte, i int) (end int, ok bool) {
 	i++
 	for {
-		i = stringStop(d, i)
+		i = jsonscan.StringStop(d, i)
 		if i >= len(d) {
 			return 0, false
 		}
