@@ -142,12 +142,8 @@ func corpusDecoder(t *testing.T, sink string) figure {
 	ok, failed, elems := 0, 0, 0
 	var lost, rejects int
 	for name, body := range bodies {
-		sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
-		sim.Use(servePage(body))
-		tg := newTarget(t, sink)
-		r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
+		tg, r := runPage(t, sink, body)
 		all = append(all, r)
-		checkClean(t, r)
 		valid := json.Valid(body)
 		if r.code == 0 {
 			ok++
@@ -227,22 +223,39 @@ func corpusFilterCursor(t *testing.T, sink string) figure {
 		Lost: lost, Dups: dups, PeakRSS: peakRSS(all...), Seconds: wallOf(all...).Seconds()}
 }
 
-func broken100(t *testing.T, sink string) figure {
-	elems := brokenRecords()
-	body := []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"self":"x","next":null}}`)
+// onePage is a last page (links.next null) holding elems.
+func onePage(elems ...string) []byte {
+	return []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"next":null}}`)
+}
+
+// runPage runs the program into a new target of sink against a simulator
+// that answers every request with body, and checks it ended cleanly.
+func runPage(t *testing.T, sink string, body []byte) (target, result) {
+	t.Helper()
 	sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
 	sim.Use(servePage(body))
 	tg := newTarget(t, sink)
 	r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
 	checkClean(t, r)
-	if r.code != 0 {
-		t.Fatalf("a page of broken records: %v", r)
-	}
+	return tg, r
+}
+
+func asBytes(elems []string) [][]byte {
 	bs := make([][]byte, len(elems))
 	for i, e := range elems {
 		bs[i] = []byte(e)
 	}
-	lost, rejects := account(t, tg, bs, r)
+	return bs
+}
+
+func broken100(t *testing.T, sink string) figure {
+	elems := brokenRecords()
+	body := []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"self":"x","next":null}}`)
+	tg, r := runPage(t, sink, body)
+	if r.code != 0 {
+		t.Fatalf("a page of broken records: %v", r)
+	}
+	lost, rejects := account(t, tg, asBytes(elems), r)
 	rows := readProfiles(t, tg)
 	withReject := map[string]bool{}
 	for _, rj := range rejects {
@@ -269,12 +282,8 @@ func bigProperties(t *testing.T, sink string) figure {
 		`{"type":"profile","id":"huge","attributes":{"email":"h@example.com","created":"2024-01-02T03:04:06Z","properties":` + props + `}}`,
 		`{"type":"profile","id":"small-2","attributes":{"email":"b@example.com","created":"2024-01-02T03:04:07Z"}}`,
 	}
-	body := []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"next":null}}`)
-	sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
-	sim.Use(servePage(body))
-	tg := newTarget(t, sink)
-	r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
-	checkClean(t, r)
+	body := onePage(elems...)
+	tg, r := runPage(t, sink, body)
 	if r.code != 0 {
 		t.Fatalf("%v", r)
 	}
@@ -316,13 +325,9 @@ func deepNesting(t *testing.T, sink string) figure {
 			fmt.Sprintf(`{"type":"profile","id":"deep-%d","attributes":{"created":"2024-01-02T03:04:05Z","properties":{"p":%s}}}`, depth, nested(depth)),
 			`{"type":"profile","id":"flat","attributes":{"created":"2024-01-02T03:04:06Z"}}`,
 		}
-		body := []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"next":null}}`)
-		sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
-		sim.Use(servePage(body))
-		tg := newTarget(t, sink)
-		r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
+		body := onePage(elems...)
+		tg, r := runPage(t, sink, body)
 		all = append(all, r)
-		checkClean(t, r)
 		if r.code != 0 {
 			t.Errorf("depth %d: %v", depth, r)
 			continue
@@ -344,12 +349,8 @@ func deepOverLimit(t *testing.T, sink string) figure {
 		`{"type":"profile","id":"flat","attributes":{"created":"2024-01-02T03:04:05Z"}}`,
 		`{"type":"profile","id":"too-deep","attributes":{"created":"2024-01-02T03:04:06Z","properties":{"p":` + nested(20000) + `}}}`,
 	}
-	body := []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"next":null}}`)
-	sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
-	sim.Use(servePage(body))
-	tg := newTarget(t, sink)
-	r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
-	checkClean(t, r)
+	body := onePage(elems...)
+	tg, r := runPage(t, sink, body)
 	f := figure{Runs: 1, Retries: retriesOf(r), PeakRSS: peakRSS(r), Seconds: r.wall.Seconds()}
 	switch {
 	case r.code == 0:
@@ -372,20 +373,12 @@ func utf8AndNUL(t *testing.T, sink string) figure {
 		"{\"type\":\"profile\",\"id\":\"utf8-3\",\"attributes\":{\"created\":\"2024-01-02T03:04:05Z\",\"properties\":{\"\xc3\":\"\xed\xa0\x80\"}}}",
 		`{"type":"profile","id":"fine","attributes":{"first_name":"Zoë ✓ 日本","created":"2024-01-02T03:04:05Z"}}`,
 	}
-	body := []byte(`{"data":[` + strings.Join(elems, ",") + `],"links":{"next":null}}`)
-	sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
-	sim.Use(servePage(body))
-	tg := newTarget(t, sink)
-	r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
-	checkClean(t, r)
+	body := onePage(elems...)
+	tg, r := runPage(t, sink, body)
 	if r.code != 0 {
 		t.Fatalf("%v", r)
 	}
-	bs := make([][]byte, len(elems))
-	for i, e := range elems {
-		bs[i] = []byte(e)
-	}
-	lost, rejects := account(t, tg, bs, r)
+	lost, rejects := account(t, tg, asBytes(elems), r)
 	rows := readProfiles(t, tg)
 	byID := map[string]row{}
 	for _, r := range rows {
@@ -409,12 +402,8 @@ func utf8AndNUL(t *testing.T, sink string) figure {
 func duplicateInPage(t *testing.T, sink string) figure {
 	a := `{"type":"profile","id":"dup-a","attributes":{"email":"a@example.com","created":"2024-01-02T03:04:05Z"}}`
 	b := `{"type":"profile","id":"dup-b","attributes":{"email":"b@example.com","created":"2024-01-02T03:04:06Z"}}`
-	body := []byte(`{"data":[` + a + `,` + b + `,` + a + `],"links":{"next":null}}`)
-	sim := newSim(t, klaviyosim.Config{Seed: 1, Unlimited: true})
-	sim.Use(servePage(body))
-	tg := newTarget(t, sink)
-	r := run(t, spec{args: craftedArgs(tg), env: tg.env(sim)})
-	checkClean(t, r)
+	body := onePage(a, b, a)
+	tg, r := runPage(t, sink, body)
 	if r.code != 0 {
 		t.Fatalf("%v", r)
 	}
