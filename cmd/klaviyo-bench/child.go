@@ -54,8 +54,9 @@ type childSpec struct {
 	Concurrency int        `json:"concurrency,omitempty"` // 0 = auto
 	CPUProfile  string     `json:"cpu_profile,omitempty"`
 	MemProfile  string     `json:"mem_profile,omitempty"`
-	SinkLog     bool       `json:"sink_log,omitempty"` // the sink's debug events to stderr
-	Gzip        bool       `json:"gzip,omitempty"`     // the simulator compresses pages
+	SinkLog     bool       `json:"sink_log,omitempty"`     // the sink's debug events to stderr
+	Gzip        bool       `json:"gzip,omitempty"`         // the simulator compresses pages
+	NoSimCache  bool       `json:"no_sim_cache,omitempty"` // a sim child generates every page as asked
 	Budget      budgetSpec `json:"budget,omitzero"`
 }
 

@@ -263,8 +263,9 @@ func (s *Server) runQuery(q *pageQuery) pageResult {
 }
 
 type renderScratch struct {
-	a arena
-	p Profile
+	a     arena
+	p     Profile
+	spans [][2]int // where each freshly rendered record lies in the page
 }
 
 var scratchPool = sync.Pool{New: func() any { return &renderScratch{a: arena{b: make([]byte, 0, 8<<10)}} }}
@@ -289,13 +290,24 @@ func (s *Server) renderPage(b []byte, q *pageQuery, res pageResult, selfBase, ra
 	sc := scratchPool.Get().(*renderScratch)
 	var included []includedRef
 	b = append(b, `{"data":[`...)
-	for i := range res.recs {
+	// Pages that include related objects need every profile materialized;
+	// they are never cached.
+	var key string
+	first := 0
+	if s.cache != nil && len(q.spec.includeTypes) == 0 {
+		key = q.spec.cacheKey(w)
+		b, first = s.cache.lookup(b, key, res.recs)
+	}
+	sc.spans = sc.spans[:0]
+	for i := first; i < len(res.recs); i++ {
 		if i > 0 {
 			b = append(b, ',')
 		}
+		start := len(b)
 		sc.a.b = sc.a.b[:0]
 		materialize(&res.recs[i], w, &sc.a, &sc.p)
 		b = appendProfile(b, &sc.p, q.spec)
+		sc.spans = append(sc.spans, [2]int{start, len(b)})
 		for _, rel := range q.spec.includeTypes {
 			for _, id := range sc.p.related(rel) {
 				ref := includedRef{typ: rel, id: strings.Clone(id), profileID: strings.Clone(sc.p.ID), created: res.recs[i].created}
@@ -304,6 +316,9 @@ func (s *Server) renderPage(b []byte, q *pageQuery, res pageResult, selfBase, ra
 				}
 			}
 		}
+	}
+	if key != "" && first < len(res.recs) {
+		s.cache.store(key, res.recs[first:], b, sc.spans)
 	}
 	sc.p = Profile{Lists: sc.p.Lists[:0], Segments: sc.p.Segments[:0], PushTokens: sc.p.PushTokens[:0], Conversations: sc.p.Conversations[:0]}
 	scratchPool.Put(sc)

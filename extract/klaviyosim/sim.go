@@ -44,6 +44,12 @@ type Config struct {
 	// the clock.
 	Start, End time.Time
 
+	// CacheRecords keeps each record's JSON once rendered, so that serving
+	// it again (unchanged, with the same fields) is a copy: for benchmarks,
+	// where the simulator shares the cores of the client it serves. About
+	// 1.7 KB of memory per profile served.
+	CacheRecords bool
+
 	DisableGzip bool   // never compress, even when the client accepts gzip
 	Addr        string // NewServer's listen address; default "127.0.0.1:0"
 }
@@ -75,6 +81,8 @@ type Server struct {
 
 	idxMu sync.Mutex
 	idx   [4]sortIndex
+
+	cache *recordCache // nil unless Config.CacheRecords
 
 	ctrMu    sync.Mutex
 	requests atomic.Int64
@@ -149,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 		byStatus: map[int]int64{},
 		faults:   map[Fault]int64{},
 		done:     make(chan struct{}),
+	}
+	if cfg.CacheRecords {
+		s.cache = newRecordCache()
 	}
 	s.flt.init(&cfg)
 	s.rebuildChain()
