@@ -90,6 +90,7 @@ type Sink struct {
 	allStaged  bool                // this checkpoint is replayed through staging only
 	direct     int64               // batches of this checkpoint COPYed straight into the tables of record
 	savepoints int                 // in this transaction
+	openSP     bool                // the last direct Write's savepoint is not released yet
 	clean      sanitizer
 
 	nulTotal int64 // values sanitised in committed checkpoints
@@ -421,14 +422,23 @@ func (s *Sink) applyDirect(ctx context.Context, b load.Batch) (bool, error) {
 			return false, nil
 		}
 	}
+	// The savepoint statements travel in the COPY's own query: a round trip
+	// each would leave the server idle between Writes. The previous direct
+	// Write's savepoint is released here rather than after its COPY, for
+	// the same reason; released or not, it is committed with the checkpoint.
+	var prefix string
 	if savepoint {
-		if _, err := s.tx.Exec(ctx, "SAVEPOINT direct_copy"); err != nil {
-			return false, fmt.Errorf("savepoint: %w", err)
+		if s.openSP {
+			prefix = "RELEASE SAVEPOINT direct_copy; "
 		}
+		prefix += "SAVEPOINT direct_copy; "
 		s.savepoints++
 	}
 	replaced := s.clean.replaced
-	err := s.copy(ctx, s.q.copyProfiles, schema.Profiles, b.Profiles)
+	err := s.copyWith(ctx, prefix, s.q.copyProfiles, schema.Profiles, b.Profiles)
+	if err == nil && savepoint {
+		s.openSP = true
+	}
 	if err == nil {
 		err = s.copy(ctx, s.q.copyRels, schema.ProfileRelationships, b.Relationships)
 	}
@@ -443,16 +453,12 @@ func (s *Sink) applyDirect(ctx context.Context, b load.Batch) (bool, error) {
 		if _, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT direct_copy; RELEASE SAVEPOINT direct_copy"); err != nil {
 			return false, fmt.Errorf("roll back to savepoint: %w", err)
 		}
+		s.openSP = false
 		s.clean.replaced = replaced // the staged COPY counts them again
 		s.fast = false
 		s.paths.rolledBack++
 		s.log.Debug().Int64("write", s.seq).Msg("direct COPY met a stored row; staging the batch")
 		return false, nil
-	}
-	if savepoint {
-		if _, err := s.tx.Exec(ctx, "RELEASE SAVEPOINT direct_copy"); err != nil {
-			return false, fmt.Errorf("release savepoint: %w", err)
-		}
 	}
 	s.fast = true
 	s.direct++
@@ -565,14 +571,25 @@ func (s *Sink) noteRelIDs(rec arrow.RecordBatch) bool {
 
 // copy streams rec, a record of table t, with a binary COPY.
 func (s *Sink) copy(ctx context.Context, stmt copyStmt, t *schema.Table, rec arrow.RecordBatch) error {
+	return s.copyWith(ctx, "", stmt, t, rec)
+}
+
+// copyWith is copy with statements run before the COPY in the same query
+// (prefix, each ending in "; "); with no rows to copy they run alone.
+func (s *Sink) copyWith(ctx context.Context, prefix string, stmt copyStmt, t *schema.Table, rec arrow.RecordBatch) error {
 	if !nonEmpty(rec) {
+		if prefix != "" {
+			if _, err := s.tx.Exec(ctx, strings.TrimSuffix(prefix, "; ")); err != nil {
+				return fmt.Errorf("%s: %w", strings.TrimSuffix(prefix, "; "), err)
+			}
+		}
 		return nil
 	}
 	src, err := newCopyStream(t, rec, stmt.seq, s.seq, &s.clean)
 	if err != nil {
 		return err
 	}
-	tag, err := s.tx.Conn().PgConn().CopyFrom(ctx, src, stmt.sql)
+	tag, err := s.tx.Conn().PgConn().CopyFrom(ctx, src, prefix+stmt.sql)
 	src.close()
 	if err != nil {
 		return fmt.Errorf("copy %s into %s: %w", t.Name, stmt.table, err)
@@ -851,6 +868,7 @@ func (s *Sink) resetCheckpoint() {
 	s.seq = 0
 	s.direct = 0
 	s.savepoints = 0
+	s.openSP = false
 	clear(s.ids)
 	s.dups = false
 	clear(s.early)
