@@ -324,6 +324,21 @@ func (b *bench) dropSchemas(ctx context.Context) {
 	b.schemas = nil
 }
 
+// checkpoint has PostgreSQL write out its dirty buffers before a timed
+// part, so that none starts while the server is still flushing what the
+// previous one wrote (gigabytes at 1,000,000 profiles). Best effort: a
+// -database-url role without the right to CHECKPOINT just goes on.
+func (b *bench) checkpoint(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, b.dbURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	conn.Exec(ctx, "CHECKPOINT")
+}
+
 // schema returns a new schema name for one scenario.
 func (b *bench) schema(what string, n int) string {
 	var r [3]byte
@@ -378,6 +393,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 		b.add(row{Scenario: "klaviyo-etl: NDJSON records file → Parquet (no HTTP)", n: n, m: r.ms[0], rss: r.rss, vs: ceilDuckDBRecords})
 	}
 	if o.scenarios[scCopy] {
+		b.checkpoint(ctx)
 		r, err := b.child(ctx, childSpec{Kind: kindCopy, Profiles: n, Records: records, DatabaseURL: b.dbURL, Schema: b.schema("copy", n), CPUProfile: b.profile(n, "copy")})
 		if err != nil {
 			return fmt.Errorf("copy ceilings, %d profiles: %w", n, err)
@@ -398,6 +414,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 	if o.scenarios[scPostgres] {
 		first := b.schema("pg", n)
 		spec := childSpec{Kind: kindPipeline, Sink: "postgres", Profiles: n, Seed: 1, DatabaseURL: b.dbURL, Schema: first}
+		b.checkpoint(ctx)
 		r, err := b.pipeline(ctx, spec, "postgres-first")
 		if err != nil {
 			return fmt.Errorf("postgres pipeline, %d profiles: %w", n, err)
@@ -407,6 +424,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 		// The same account read again: every row exists, and goes
 		// through staging and the merge.
 		spec.Since = since
+		b.checkpoint(ctx)
 		r, err = b.pipeline(ctx, spec, "postgres-existing")
 		if err != nil {
 			return fmt.Errorf("postgres pipeline again, %d profiles: %w", n, err)
@@ -421,6 +439,7 @@ func (b *bench) size(ctx context.Context, n int) error {
 			return fmt.Errorf("postgres pipeline, seeding: %w", err)
 		}
 		spec = childSpec{Kind: kindPipeline, Sink: "postgres", Profiles: n, Seed: 1, DatabaseURL: b.dbURL, Schema: other, Since: since}
+		b.checkpoint(ctx)
 		r, err = b.pipeline(ctx, spec, "postgres-new")
 		if err != nil {
 			return fmt.Errorf("postgres pipeline, new rows, %d profiles: %w", n, err)
