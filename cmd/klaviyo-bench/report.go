@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -185,6 +186,9 @@ func (r row) ratioText() string {
 		return ""
 	case r.ratio >= 1.5:
 		return fmt.Sprintf("%.2f× %s", r.ratio, r.ratioTo)
+	case r.want > 0 && math.Abs(r.ratio-r.want) < 0.005:
+		// Rounded to a whole percent it would read as the target itself.
+		return fmt.Sprintf("%.1f%% of %s", r.ratio*100, r.ratioTo)
 	default:
 		return fmt.Sprintf("%.0f%% of %s", r.ratio*100, r.ratioTo)
 	}
