@@ -490,6 +490,49 @@ func TestDirectCopyFallsBackOnKnownID(t *testing.T) {
 	}
 }
 
+// TestDirectWritesAroundARollback: direct Writes leave their savepoint
+// open until the next one's query releases it. Two direct Writes, a third
+// that meets a stored id (rolled back to its own savepoint and staged),
+// then a direct one again: every row lands, the stored id is merged, and
+// nothing of the first two is rolled back with the third.
+func TestDirectWritesAroundARollback(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	mem := newAllocator(t)
+	conn := connect(t, url)
+	s, st := begin(t, url, Config{}, "run-1")
+	write(t, s, load.Batch{Profiles: record(t, mem, schema.Profiles, profile("stored", t0, "run-1"))})
+	if err := s.Commit(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+
+	write(t, s, load.Batch{Profiles: record(t, mem, schema.Profiles, profile("w1", t0, "run-1"))})
+	write(t, s, load.Batch{Profiles: record(t, mem, schema.Profiles, profile("w2", t0, "run-1"))})
+	if !s.openSP {
+		t.Fatal("a direct Write's savepoint should stay open for the next query to release")
+	}
+	write(t, s, load.Batch{Profiles: record(t, mem, schema.Profiles, profile("w3", t0, "run-1"), profile("stored", t0.Add(time.Hour), "run-1"))})
+	if s.openSP || s.paths.rolledBack != 1 {
+		t.Fatalf("the Write meeting a stored id: open savepoint %v, %d rolled back; want none open, 1", s.openSP, s.paths.rolledBack)
+	}
+	// No longer fast: the next Write is probed, then goes direct.
+	write(t, s, load.Batch{Profiles: record(t, mem, schema.Profiles, profile("w4", t0, "run-1"))})
+	if s.direct != 3 {
+		t.Errorf("%d direct Writes in the checkpoint, want 3 (w1, w2, w4)", s.direct)
+	}
+	if err := s.Commit(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM klaviyo.profiles`); n != 5 {
+		t.Errorf("%d profiles, want 5", n)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM klaviyo.profiles WHERE id = 'stored' AND updated = $1`, t0.Add(time.Hour)); n != 1 {
+		t.Error("the stored profile was not merged")
+	}
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLock(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	s1, _ := begin(t, url, Config{}, "")
