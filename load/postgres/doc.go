@@ -49,8 +49,10 @@
 // checkpoint, that no profile id came before (staged or direct), twice in
 // the Write, or has relationship rows in the Write that belong to a version
 // it did not write directly; the primary key refuses any id already
-// stored. The COPYs run under a savepoint: a Write meeting a stored id is
-// rolled back alone and staged; the following Writes are then first probed
+// stored. The COPYs run under a savepoint, set (and the previous direct
+// Write's released) in the COPY's own query, so that a direct Write costs
+// one round trip: a Write meeting a stored id is rolled back alone and
+// staged; the following Writes are then first probed
 // with one indexed lookup of their ids (SELECT … WHERE id = ANY(…)), and
 // go direct again once one proves new. When the tables are empty at Begin
 // the first Write is not probed. A later version of a profile written
