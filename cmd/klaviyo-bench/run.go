@@ -336,7 +336,7 @@ func (b *bench) checkpoint(ctx context.Context) {
 		return
 	}
 	defer conn.Close(ctx)
-	conn.Exec(ctx, "CHECKPOINT")
+	settle(ctx, conn)
 }
 
 // schema returns a new schema name for one scenario.
