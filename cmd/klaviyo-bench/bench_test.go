@@ -237,6 +237,28 @@ func TestTargets(t *testing.T) {
 	}
 }
 
+// TestRatioText: a ratio that rounds to its target but misses it (or
+// meets it) is shown with a decimal, so the row never reads "60%" beside
+// "no".
+func TestRatioText(t *testing.T) {
+	tests := []struct {
+		r    row
+		want string
+	}{
+		{row{ratio: 0.5962, ratioTo: "COPY", want: 0.6}, "59.6% of COPY"},
+		{row{ratio: 0.6041, ratioTo: "COPY", want: 0.6}, "60.4% of COPY"},
+		{row{ratio: 0.8512, ratioTo: "COPY", want: 0.9}, "85% of COPY"},
+		{row{ratio: 0.5962, ratioTo: "COPY"}, "60% of COPY"},
+		{row{ratio: 0.86, ratioTo: "DuckDB", want: 2}, "86% of DuckDB"},
+		{row{ratio: 2.19, ratioTo: "COPY"}, "2.19× COPY"},
+	}
+	for _, tt := range tests {
+		if got := tt.r.ratioText(); got != tt.want {
+			t.Errorf("ratio %v, target %v: %q, want %q", tt.r.ratio, tt.r.want, got, tt.want)
+		}
+	}
+}
+
 func TestCommandHidesTheDatabaseURL(t *testing.T) {
 	tests := []struct {
 		args []string
