@@ -47,7 +47,9 @@ type Config struct {
 	// CacheRecords keeps each record's JSON once rendered, so that serving
 	// it again (unchanged, with the same fields) is a copy: for benchmarks,
 	// where the simulator shares the cores of the client it serves. About
-	// 1.7 KB of memory per profile served.
+	// 1.7 KB of memory per profile and set of fields served; an updated
+	// profile is rendered again, and the memory of its old rendering is not
+	// reclaimed.
 	CacheRecords bool
 
 	DisableGzip bool   // never compress, even when the client accepts gzip
