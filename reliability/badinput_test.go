@@ -528,21 +528,21 @@ func emptyWithNext(t *testing.T, sink string) figure {
 		PeakRSS: peakRSS(r), Seconds: r.wall.Seconds()}
 }
 
-func nextLoop(t *testing.T, sink string) figure {
-	sim := newSim(t, klaviyosim.Config{Profiles: 900, Seed: 11, Unlimited: true, DisableGzip: true})
+// useNextLoop makes sim's links.next loop for as long as the switch it
+// returns is on (it starts on): page 3, however often it is asked for,
+// leads back to page 2.
+func useNextLoop(t testing.TB, sim *klaviyosim.Server) *atomic.Bool {
 	base := sim.URL()
-	var looping atomic.Bool
-	looping.Store(true)
+	on := new(atomic.Bool)
+	on.Store(true)
 	var cursors []string // links.next of each response, in order
 	var loopAt string
 	sim.Use(editPages(func(n int, r *http.Request, body []byte) []byte {
-		p := decodePage(t, body)
-		cur := r.URL.Query().Get("page[cursor]")
-		if !looping.Load() {
+		if !on.Load() {
 			return body
 		}
-		if loopAt != "" && cur == loopAt {
-			// Page 3, however often it is asked for, leads back to page 2.
+		p := decodePage(t, body)
+		if cur := r.URL.Query().Get("page[cursor]"); loopAt != "" && cur == loopAt {
 			p.Links["next"] = withCursor(base, cursors[0])
 			return encodePage(p)
 		}
@@ -552,6 +552,12 @@ func nextLoop(t *testing.T, sink string) figure {
 		}
 		return body
 	}))
+	return on
+}
+
+func nextLoop(t *testing.T, sink string) figure {
+	sim := newSim(t, klaviyosim.Config{Profiles: 900, Seed: 11, Unlimited: true, DisableGzip: true})
+	looping := useNextLoop(t, sim)
 	tg := newTarget(t, sink)
 	sp := spec{args: craftedArgs(tg, "--page-size", "100"), env: tg.env(sim)}
 	first := run(t, sp)

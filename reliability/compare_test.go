@@ -2,9 +2,6 @@ package reliability
 
 import (
 	"context"
-	"io/fs"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -56,51 +53,13 @@ func checkExact(t testing.TB, tg target, want []klaviyosim.Profile) tally {
 	return tl
 }
 
-// parquetDebris lists what a Parquet output folder holds besides
-// _state.json and the files it lists, and the listed files that are
-// missing.
+// parquetDebris is e2etest.Debris, with a folder it cannot read as debris.
 func parquetDebris(t testing.TB, dir string) []string {
 	t.Helper()
-	files, err := parquet.LiveFiles(dir)
+	debris, err := e2etest.Debris(dir)
 	if err != nil {
-		return []string{"_state.json: " + err.Error()}
+		return []string{err.Error()}
 	}
-	listed := map[string]bool{}
-	for _, paths := range files {
-		for _, p := range paths {
-			listed[p] = true
-		}
-	}
-	var debris []string
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if d.IsDir() {
-			switch rel {
-			case ".", "profiles", "profile_relationships", "profile_rejects":
-				return nil
-			}
-			debris = append(debris, rel+"/")
-			return fs.SkipDir
-		}
-		if rel == "_state.json" {
-			return nil
-		}
-		if !listed[path] {
-			debris = append(debris, rel)
-		}
-		delete(listed, path)
-		return nil
-	})
-	if err != nil {
-		debris = append(debris, err.Error())
-	}
-	for p := range listed {
-		debris = append(debris, "missing: "+p)
-	}
-	sort.Strings(debris)
 	return debris
 }
 

@@ -82,21 +82,7 @@ func TestDefectWalkErrorReportedAsContextCanceled(t *testing.T) {
 			var msgs []string
 			for range tries {
 				sim := newSim(t, klaviyosim.Config{Profiles: 900, Seed: 11, Unlimited: true, DisableGzip: true})
-				base := sim.URL()
-				var cursors []string
-				var loopAt string
-				sim.Use(editPages(func(n int, r *http.Request, body []byte) []byte {
-					p := decodePage(t, body)
-					if cur := r.URL.Query().Get("page[cursor]"); loopAt != "" && cur == loopAt {
-						p.Links["next"] = withCursor(base, cursors[0])
-						return encodePage(p)
-					}
-					cursors = append(cursors, nextCursor(p))
-					if len(cursors) == 2 {
-						loopAt = cursors[1]
-					}
-					return body
-				}))
+				useNextLoop(t, sim)
 				tg := newTarget(t, sink)
 				// A checkpoint after every page: the loop is found while one
 				// is being committed.

@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // genJSON writes a random JSON value built to reach every branch of the
@@ -270,18 +268,11 @@ func (d *coerceJSONDecoder) record(raw []byte, w *wireRecord) error {
 // counts and rows, or the error.
 func renderWith(t *testing.T, body []byte, dec recordDecoder) string {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	b := NewBuilder(mem, testOptions)
-	defer b.Release()
-	b.dec = dec
-	res, err := b.AddPage(body)
+	out, err := transformWith(t, body, dec)
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	recs := b.Flush()
-	defer recs.Release()
-	return fmt.Sprintf("%+v\n%+v\n%s", res, b.Counts(), render(recs))
+	return out
 }
 
 // jsonColumnsPage puts values into the JSON columns of a page's records,

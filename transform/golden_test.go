@@ -22,6 +22,17 @@ var testOptions = Options{RunID: "run-1", ExtractedAt: time.Date(2026, 7, 20, 10
 // returns its rendering: the page result, the counts and every row.
 func transformPage(t testing.TB, body []byte, dec recordDecoder) string {
 	t.Helper()
+	out, err := transformWith(t, body, dec)
+	if err != nil {
+		t.Fatalf("AddPage: %v", err)
+	}
+	return out
+}
+
+// transformWith is transformPage returning AddPage's error instead of
+// failing on it.
+func transformWith(t testing.TB, body []byte, dec recordDecoder) (string, error) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	b := NewBuilder(mem, testOptions)
@@ -29,7 +40,7 @@ func transformPage(t testing.TB, body []byte, dec recordDecoder) string {
 	b.dec = dec
 	res, err := b.AddPage(body)
 	if err != nil {
-		t.Fatalf("AddPage: %v", err)
+		return "", err
 	}
 	recs := b.Flush()
 	defer recs.Release()
@@ -42,7 +53,7 @@ func transformPage(t testing.TB, body []byte, dec recordDecoder) string {
 	}
 	return fmt.Sprintf("page: %+v\ncounts: records=%d loaded=%d loaded-with-rejects=%d rejected-whole=%d reject-rows=%d relationships=%d nul-values=%d duplicate-relationships=%d unknown-fields=%d\nrules: %s\n",
 		res, c.Records, c.Loaded, c.LoadedWithRejects, c.RejectedWhole, c.RejectRows, c.Relationships, c.NULValues,
-		c.DuplicateRelationships, c.UnknownFields, strings.Join(rules, " ")) + render(recs)
+		c.DuplicateRelationships, c.UnknownFields, strings.Join(rules, " ")) + render(recs), nil
 }
 
 // TestGolden transforms each hand-written page in testdata/pages and

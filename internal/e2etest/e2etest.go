@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -343,23 +342,30 @@ func rowsOf(t testing.TB, rec arrow.RecordBatch) []Row {
 // files in the table folders, each listed in _state.json.
 func AssertNoDebris(t testing.TB, dir string) {
 	t.Helper()
-	stateBytes, err := os.ReadFile(filepath.Join(dir, "_state.json"))
+	debris, err := Debris(dir)
 	if err != nil {
-		t.Fatalf("no _state.json: %v", err)
+		t.Fatal(err)
 	}
-	var st struct {
-		Files map[string][]string `json:"files"`
+	for _, d := range debris {
+		t.Errorf("debris: %s", d)
 	}
-	if err := json.Unmarshal(stateBytes, &st); err != nil {
-		t.Fatalf("_state.json: %v", err)
+}
+
+// Debris lists what a Parquet output folder holds besides _state.json and
+// the Parquet files it lists ("folder/" for an unexpected folder), and the
+// listed files that are missing ("missing: path"), sorted.
+func Debris(dir string) ([]string, error) {
+	files, err := parquet.LiveFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("_state.json: %w", err)
 	}
 	listed := map[string]bool{}
-	for table, names := range st.Files {
-		for _, n := range names {
-			listed[filepath.Join(table, n)] = true
+	for _, paths := range files {
+		for _, p := range paths {
+			listed[p] = true
 		}
 	}
-	var found []string
+	var debris []string
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -370,27 +376,26 @@ func AssertNoDebris(t testing.TB, dir string) {
 			case ".", "profiles", "profile_relationships", "profile_rejects":
 				return nil
 			}
-			t.Errorf("unexpected folder %s", rel)
+			debris = append(debris, rel+"/")
 			return fs.SkipDir
 		}
-		found = append(found, rel)
 		if rel == "_state.json" {
 			return nil
 		}
-		if !strings.HasSuffix(rel, ".parquet") || !listed[rel] {
-			t.Errorf("debris: %s (not a committed Parquet file)", rel)
+		if !listed[path] || !strings.HasSuffix(rel, ".parquet") {
+			debris = append(debris, rel)
 		}
+		delete(listed, path)
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	sort.Strings(found)
-	for f := range listed {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Errorf("_state.json lists %s, which is missing", f)
-		}
+	for p := range listed {
+		debris = append(debris, "missing: "+p)
 	}
+	sort.Strings(debris)
+	return debris, nil
 }
 
 // ReadPostgresProfiles reads the profiles table of schemaName (none when

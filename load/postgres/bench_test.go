@@ -270,6 +270,16 @@ func cpuNow(tb testing.TB) cpuTimes {
 	return c
 }
 
+// measureLoad loads g's profiles through the sink (loadThroughSink) and
+// reports the rate and the CPU the client and the server spent on it.
+func measureLoad(b *testing.B, url string, mem *memory.CheckedAllocator, g *generator, noFast bool) {
+	before := cpuNow(b)
+	spent, rows := loadThroughSink(b, url, g, noFast)
+	cpu := cpuNow(b).sub(before)
+	mem.AssertSize(b, 0)
+	report(b, spent, rows, cpu)
+}
+
 // BenchmarkLoad is a first backfill through the sink into empty tables.
 func BenchmarkLoad(b *testing.B) {
 	for _, v := range []struct {
@@ -280,11 +290,7 @@ func BenchmarkLoad(b *testing.B) {
 			for range b.N {
 				url := pgtest.NewDatabase(b)
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-				before := cpuNow(b)
-				spent, rows := loadThroughSink(b, url, newGenerator(mem, "run-1", 0), v.noFast)
-				cpu := cpuNow(b).sub(before)
-				mem.AssertSize(b, 0)
-				report(b, spent, rows, cpu)
+				measureLoad(b, url, mem, newGenerator(mem, "run-1", 0), v.noFast)
 			}
 		})
 	}
@@ -306,11 +312,7 @@ func BenchmarkLoadUpsert(b *testing.B) {
 				g1, g2 := newGenerator(mem, "run-1", 0), newGenerator(mem, "run-2", 24*time.Hour)
 				g1.rels, g2.rels = v.rels, v.rels
 				loadThroughSink(b, url, g1, false)
-				before := cpuNow(b)
-				spent, rows := loadThroughSink(b, url, g2, false)
-				cpu := cpuNow(b).sub(before)
-				mem.AssertSize(b, 0)
-				report(b, spent, rows, cpu)
+				measureLoad(b, url, mem, g2, false)
 			}
 		})
 	}

@@ -301,11 +301,7 @@ func BenchmarkLoadNew(b *testing.B) {
 				other.rng = rand.New(rand.NewPCG(7, 8))
 				other.start = time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)
 				prefill(b, url, other, 1_000)
-				before := cpuNow(b)
-				spent, rows := loadThroughSink(b, url, newGenerator(mem, "run-1", 0), v.noFast)
-				cpu := cpuNow(b).sub(before)
-				mem.AssertSize(b, 0)
-				report(b, spent, rows, cpu)
+				measureLoad(b, url, mem, newGenerator(mem, "run-1", 0), v.noFast)
 			}
 		})
 	}
