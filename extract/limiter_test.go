@@ -299,3 +299,68 @@ func TestLimiterCountsLateWrites(t *testing.T) {
 		t.Errorf("pending %d/%d after every request settled", l.burst.pending, l.steady.pending)
 	}
 }
+
+// earliestByWalk is window.earliest without its shortcuts: the N-th newest
+// written entry, counting those not written yet as newest.
+func earliestByWalk(w *window, now time.Time) time.Time {
+	if w.pending >= w.rate.N {
+		return now.Add(min(w.span, 20*time.Millisecond))
+	}
+	c := w.pending
+	for i := w.n - 1; i >= 0; i-- {
+		if st := w.at(i); st.written {
+			if c++; c == w.rate.N {
+				return st.t.Add(w.span)
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// TestWindowEarliestShortcuts: the O(1) answers of earliest admit exactly
+// when the full walk does, through bursts, idle gaps, late writes and
+// requests never written.
+func TestWindowEarliestShortcuts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	notAfter := func(a, now time.Time) time.Time {
+		if a.After(now) {
+			return a
+		}
+		return now
+	}
+	for _, r := range []Rate{{1, time.Second}, {3, time.Second}, {10, time.Second}, {50, 10 * time.Second}} {
+		w := newWindow(r)
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		var seq uint64
+		var open []uint64
+		shortcuts := 0
+		for step := 0; step < 20000; step++ {
+			switch k := rng.IntN(10); {
+			case k < 4 && len(open) < r.N:
+				seq++
+				w.add(seq, now)
+				open = append(open, seq)
+			case k < 8 && len(open) > 0:
+				i := rng.IntN(len(open))
+				w.wrote(open[i], now.Add(time.Duration(rng.IntN(3))*time.Millisecond))
+				open = append(open[:i], open[i+1:]...)
+			default:
+				gap := time.Duration(rng.IntN(20)) * time.Millisecond
+				if rng.IntN(50) == 0 {
+					gap = time.Duration(rng.Int64N(int64(3 * r.Per)))
+				}
+				now = now.Add(gap)
+			}
+			got, want := notAfter(w.earliest(now), now), notAfter(earliestByWalk(w, now), now)
+			if !got.Equal(want) {
+				t.Fatalf("rate %v, step %d: earliest %v, the full walk %v", r, step, got.Sub(now), want.Sub(now))
+			}
+			if w.earliest(now).IsZero() && !earliestByWalk(w, now).IsZero() {
+				shortcuts++
+			}
+		}
+		if shortcuts == 0 {
+			t.Errorf("rate %v: no shortcut taken; the test does not exercise them", r)
+		}
+	}
+}
