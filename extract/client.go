@@ -82,6 +82,8 @@ type Client struct {
 
 	latMu   sync.Mutex
 	latency time.Duration // moving average of successful attempts
+
+	bodies sync.Pool // of *body, handed back by Page.Release
 }
 
 // New validates cfg and returns a Client.
@@ -456,6 +458,7 @@ func (c *Client) Oldest(ctx context.Context, field string) (oldest time.Time, ok
 	if err != nil {
 		return time.Time{}, false, err
 	}
+	defer doc.body.release()
 	if len(doc.records) == 0 || doc.records[0].Cursor.IsZero() {
 		return time.Time{}, false, nil
 	}
@@ -486,6 +489,7 @@ func (c *Client) fetch(ctx context.Context, q url.Values, field string) (pageDoc
 	req.SetResponseHandler(f.handle)
 	resp, err := rc.Do(req)
 	if err != nil {
+		f.doc.body.release()
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			return pageDoc{}, 0, ctxErr
 		}
@@ -522,24 +526,31 @@ func (f *fetchState) handle(resp *http.Response) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 		return newAPIError(resp, body, f.c.cfg.Revision, f.c.cfg.APIKey)
 	}
-	body, err := readBody(resp)
+	buf := f.c.takeBody()
+	body, err := readBody(resp, buf.b)
 	if err != nil {
+		buf.release()
 		return &retryableError{fmt.Errorf("read body: %w", err)}
 	}
 	doc, err := parsePage(body, f.field)
 	if err != nil {
+		buf.b = body
+		buf.release()
 		return &retryableError{err}
 	}
+	buf.b = body
+	doc.body = buf
 	f.doc, f.size = doc, len(body)
 	return nil
 }
 
-func readBody(resp *http.Response) ([]byte, error) {
+// readBody reads resp's body into dst's memory when it is large enough.
+func readBody(resp *http.Response, dst []byte) ([]byte, error) {
 	size := 64 << 10
 	if n := resp.ContentLength; n > 0 && n <= maxBodyBytes {
 		size = int(n) + 1
 	}
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer(dst[:0])
 	buf.Grow(size)
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {

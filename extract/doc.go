@@ -49,6 +49,7 @@
 //	win := extract.Window{Field: "created", Slices: []extract.Slice{{Start: since, End: until, Done: since}}}
 //	err = c.Walk(ctx, win, func(ctx context.Context, p extract.Page) error {
 //		// p.Records[i].Raw is the profile as received; p.Progress is the checkpoint.
+//		// p.Release() once Raw is read lets a later response reuse the memory.
 //		return handle(ctx, p)
 //	})
 //

@@ -38,7 +38,8 @@ type Record struct {
 	// unparseable. Such records are still delivered.
 	Cursor time.Time
 	// Raw is the element exactly as received. It aliases the page's body,
-	// which is never reused: the callback may keep it.
+	// which a later response is read into once the page is released
+	// (Page.Release): what must outlive that is to be copied.
 	Raw []byte
 }
 
@@ -50,7 +51,14 @@ type Page struct {
 	// Progress is every slice after this page is applied. Slices appended by
 	// splits keep their index for the rest of the Walk.
 	Progress []Slice
+
+	body *body
 }
+
+// Release hands the page's body back, for a later response to be read into.
+// Call it once no record's Raw is read any more, from any goroutine; later
+// calls do nothing. A page never released is garbage collected as usual.
+func (p Page) Release() { p.body.release() }
 
 const (
 	// maxStaleRestarts bounds restarts of one slice after a rejected cursor
@@ -135,6 +143,7 @@ func (c *Client) Walk(ctx context.Context, win Window, fn func(ctx context.Conte
 	var fnErr error
 	for msg := range w.out {
 		if fnErr != nil || wctx.Err() != nil {
+			msg.body.release()
 			continue // drain: workers are stopping
 		}
 		p := w.deliver(msg)
@@ -238,6 +247,7 @@ type pageMsg struct {
 	records []Record
 	bytes   int
 	done    time.Time
+	body    *body
 }
 
 func (w *walker) spawnLocked() {
@@ -419,10 +429,12 @@ func (w *walker) walkSlice(idx int) error {
 		next := ""
 		if doc.next != "" {
 			if next, err = c.nextCursor(doc.next); err != nil {
+				doc.body.release()
 				return fmt.Errorf("%s: %w", w.span(from, reqEnd), err)
 			}
 		}
 		msg, finished, advanced := w.apply(idx, doc.records, size, reqEnd, next == "")
+		msg.body = doc.body
 		depth++
 		if advanced {
 			clear(seen)
@@ -430,6 +442,7 @@ func (w *walker) walkSlice(idx int) error {
 		}
 		if !finished {
 			if _, dup := seen[next]; dup {
+				msg.body.release()
 				return fmt.Errorf("%s: %w", w.span(from, reqEnd), ErrCursorLoop)
 			}
 			seen[next] = struct{}{}
@@ -440,6 +453,7 @@ func (w *walker) walkSlice(idx int) error {
 		select {
 		case w.out <- msg:
 		case <-w.ctx.Done():
+			msg.body.release()
 			return nil
 		}
 		if starved {
@@ -533,7 +547,7 @@ func (w *walker) deliver(msg pageMsg) Page {
 	}
 	w.mu.Unlock()
 	w.c.st.records.Add(int64(len(msg.records)))
-	return Page{Slice: msg.slice, Records: msg.records, Bytes: msg.bytes, Progress: prog}
+	return Page{Slice: msg.slice, Records: msg.records, Bytes: msg.bytes, Progress: prog, body: msg.body}
 }
 
 // nextCursor takes page[cursor] from a links.next URL, refusing links to

@@ -324,8 +324,11 @@ func (r *runner) page(ctx context.Context, p extract.Page) error {
 		}
 		job = append(job, rec.Raw)
 	}
-	if len(job) > 0 {
-		if err := r.tf.add(ctx, job); err != nil {
+	if len(job) == 0 {
+		p.Release()
+	} else {
+		if err := r.tf.add(ctx, job, p.Release); err != nil {
+			p.Release()
 			r.sinkFailed = true
 			return fmt.Errorf("sink: %w", err)
 		}

@@ -18,7 +18,7 @@ import (
 // Row order across batches is not the order of delivery. Nothing depends on
 // it: every sink resolves two versions of a profile by their own fields.
 type transformers struct {
-	in      chan [][]byte
+	in      chan job
 	out     *writer
 	ctx     context.Context // the sink context the writer's calls get
 	builder []*transform.Builder
@@ -34,7 +34,7 @@ type transformers struct {
 func newTransformers(ctx context.Context, n, batchRows int, mem memory.Allocator, opts transform.Options, out *writer) *transformers {
 	n = max(1, n)
 	t := &transformers{
-		in:    make(chan [][]byte, 2*n),
+		in:    make(chan job, 2*n),
 		out:   out,
 		ctx:   ctx,
 		batch: max(1, batchRows/n),
@@ -50,29 +50,37 @@ func newTransformers(ctx context.Context, n, batchRows int, mem memory.Allocator
 
 func (t *transformers) work(b *transform.Builder) {
 	defer t.stopped.Done()
-	for job := range t.in {
+	for j := range t.in {
 		if t.failed() == nil {
-			for _, raw := range job {
+			for _, raw := range j.raws {
 				b.Add(raw)
 			}
-			if b.Rows() >= t.batch {
-				t.flushOne(b)
-			}
+		}
+		// The rows hold copies: the records' memory can serve another page.
+		j.done()
+		if t.failed() == nil && b.Rows() >= t.batch {
+			t.flushOne(b)
 		}
 		t.pending.Done()
 	}
 }
 
+// job is records to transform, and what to call once they are read.
+type job struct {
+	raws [][]byte
+	done func()
+}
+
 // add hands records over; it blocks while every worker is busy and the
 // queue is full, which is what slows the fetching down to the transform's
-// pace.
-func (t *transformers) add(ctx context.Context, job [][]byte) error {
+// pace. done is called once raws are no longer read (not when add fails).
+func (t *transformers) add(ctx context.Context, raws [][]byte, done func()) error {
 	if err := t.failed(); err != nil {
 		return err
 	}
 	t.pending.Add(1)
 	select {
-	case t.in <- job:
+	case t.in <- job{raws, done}:
 		return nil
 	case <-ctx.Done():
 		t.pending.Done()
