@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"sort"
 	"testing"
 	"unsafe"
@@ -65,4 +67,26 @@ func TestReleasedBodiesAreReused(t *testing.T) {
 		}
 	}
 	t.Logf("%d pages: %d bodies without Release, %d with", pages, fresh, buffers)
+}
+
+// TestReadBodyOneBuffer: a body of known length is read into one buffer,
+// never copied into a larger one on the way.
+func TestReadBodyOneBuffer(t *testing.T) {
+	for _, n := range []int{0, 1, 511, 512, 100_000, 163_740, 165_000} {
+		payload := bytes.Repeat([]byte{'x'}, n)
+		resp := &http.Response{ContentLength: int64(n), Body: io.NopCloser(bytes.NewReader(payload))}
+		got, err := readBody(resp, nil)
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Fatalf("%d bytes: read %d, %v", n, len(got), err)
+		}
+		// Allocation size classes round up by less than a quarter; a copy
+		// into a larger buffer doubles.
+		if n >= 4096 && cap(got) > n+n/4+bytes.MinRead {
+			t.Errorf("%d bytes: buffer of %d; the body was copied into a larger one", n, cap(got))
+		}
+		again, err := readBody(&http.Response{ContentLength: int64(n), Body: io.NopCloser(bytes.NewReader(payload))}, got)
+		if err != nil || !bytes.Equal(again, payload) || (n > 0 && unsafe.SliceData(again) != unsafe.SliceData(got)) {
+			t.Errorf("%d bytes: reading into a buffer large enough did not reuse it", n)
+		}
+	}
 }

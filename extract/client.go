@@ -548,7 +548,10 @@ func (f *fetchState) handle(resp *http.Response) error {
 func readBody(resp *http.Response, dst []byte) ([]byte, error) {
 	size := 64 << 10
 	if n := resp.ContentLength; n > 0 && n <= maxBodyBytes {
-		size = int(n) + 1
+		// ReadFrom wants MinRead bytes free before each read, the one that
+		// finds EOF included: with less it copies the body into a buffer
+		// twice the size.
+		size = int(n) + bytes.MinRead
 	}
 	buf := bytes.NewBuffer(dst[:0])
 	buf.Grow(size)
