@@ -364,3 +364,47 @@ func TestWindowEarliestShortcuts(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowGrowsLikeAFullRing: a window whose ring grows as requests come
+// answers every question as one allocated at its full 2N from the start,
+// before, during and after its growth and once it forgets the oldest.
+func TestWindowGrowsLikeAFullRing(t *testing.T) {
+	r := Rate{600, 10 * time.Second}
+	grown := newWindow(r)
+	full := newWindow(r)
+	full.ring = make([]stamp, 2*r.N)
+	if len(grown.ring) >= 2*r.N {
+		t.Fatalf("ring starts at %d entries; the test needs it to grow", len(grown.ring))
+	}
+	rng := rand.New(rand.NewPCG(11, 11))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var seq uint64
+	var open []uint64
+	for step := 0; step < 6*r.N; step++ {
+		switch k := rng.IntN(10); {
+		case k < 5 && len(open) < r.N/2:
+			seq++
+			grown.add(seq, now)
+			full.add(seq, now)
+			open = append(open, seq)
+		case k < 9 && len(open) > 0:
+			i := rng.IntN(len(open))
+			at := now.Add(time.Duration(rng.IntN(300)) * time.Millisecond)
+			grown.wrote(open[i], at)
+			full.wrote(open[i], at)
+			open = append(open[:i], open[i+1:]...)
+		default:
+			now = now.Add(time.Duration(rng.IntN(40)) * time.Millisecond)
+		}
+		if g, f := grown.earliest(now), full.earliest(now); !g.Equal(f) {
+			t.Fatalf("step %d (ring %d): earliest %v, full ring %v", step, len(grown.ring), g, f)
+		}
+		from := now.Add(-time.Duration(rng.Int64N(int64(2 * r.Per))))
+		if g, f := grown.count(from, now), full.count(from, now); g != f {
+			t.Fatalf("step %d (ring %d): count %d, full ring %d", step, len(grown.ring), g, f)
+		}
+	}
+	if len(grown.ring) != 2*r.N || grown.n != full.n {
+		t.Errorf("ring of %d holding %d after %d requests; want %d holding %d", len(grown.ring), grown.n, seq, 2*r.N, full.n)
+	}
+}
