@@ -18,7 +18,7 @@ func main() {
 		// The same soft memory limit klaviyo-etl's main sets, so the
 		// memory scenario measures the product as it runs.
 		if os.Getenv("GOMEMLIMIT") == "" {
-			debug.SetMemoryLimit(170 << 20)
+			debug.SetMemoryLimit(140 << 20) // cmd/klaviyo-etl's defaultMemoryLimit
 		}
 		code := childMain(ctx, os.Args[2], os.Stdin, os.Stdout, os.Stderr)
 		stop()
