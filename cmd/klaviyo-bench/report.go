@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -179,7 +180,7 @@ func (r row) target() string {
 func (r row) ratioText() string {
 	switch {
 	case r.mem:
-		return fmt.Sprintf("%+.1f%%", (float64(r.rss)/float64(r.rssLo)-1)*100)
+		return "+" + sideOf((float64(r.rss)/float64(r.rssLo)-1)*100, maxRSSDrift*100, 1) + "%"
 	case r.budget:
 		return fmt.Sprintf("%.1f%% of the steady budget, %d × 429", r.m.SteadyShare*100, r.m.RateLimited)
 	case r.ratioTo == "":
@@ -188,9 +189,20 @@ func (r row) ratioText() string {
 		return fmt.Sprintf("%.2f× %s", r.ratio, r.ratioTo)
 	case r.want > 0 && math.Abs(r.ratio-r.want) < 0.005:
 		// Rounded to a whole percent it would read as the target itself.
-		return fmt.Sprintf("%.1f%% of %s", r.ratio*100, r.ratioTo)
+		return sideOf(r.ratio*100, r.want*100, 1) + "% of " + r.ratioTo
 	default:
 		return fmt.Sprintf("%.0f%% of %s", r.ratio*100, r.ratioTo)
+	}
+}
+
+// sideOf formats v with prec decimals, or more when fewer would round it
+// onto the other side of target: 89.95 against 90 reads "89.95", never "90.0".
+func sideOf(v, target float64, prec int) string {
+	for ; ; prec++ {
+		s := strconv.FormatFloat(v, 'f', prec, 64)
+		if r, _ := strconv.ParseFloat(s, 64); (r >= target) == (v >= target) || prec >= 6 {
+			return s
+		}
 	}
 }
 
