@@ -15,31 +15,40 @@ const maxPooledBody = 4 << 20
 // for every 100 profiles; allocated afresh each time, those bodies are half
 // of what the garbage collector has to keep up with.
 type body struct {
-	b    []byte
+	data []byte
 	pool *sync.Pool
-	live atomic.Bool // between take and the first release
+	// gen counts the releases: a lease is good while gen is what it was
+	// when the lease was taken.
+	gen atomic.Uint64
 }
 
-// takeBody returns a buffer for one response, empty, from the pool when it
+// lease is one response's hold on a body. The zero lease holds nothing.
+type lease struct {
+	body *body
+	gen  uint64
+}
+
+// takeBody leases an empty buffer for one response, from the pool when it
 // has one.
-func (c *Client) takeBody() *body {
+func (c *Client) takeBody() lease {
 	b, ok := c.bodies.Get().(*body)
 	if !ok {
 		b = &body{pool: &c.bodies}
 	}
-	b.b = b.b[:0]
-	b.live.Store(true)
-	return b
+	b.data = b.data[:0]
+	return lease{body: b, gen: b.gen.Load()}
 }
 
-// release hands b back. Only the first call of a take counts, so copies of
-// a Page may each release it; a nil body is a page without one.
-func (b *body) release() {
-	if b == nil || !b.live.CompareAndSwap(true, false) {
+// release hands the body back. Only the first release of a lease counts: a
+// copy of a Page released twice, or released after its body went to
+// another response, does nothing.
+func (l lease) release() {
+	b := l.body
+	if b == nil || !b.gen.CompareAndSwap(l.gen, l.gen+1) {
 		return
 	}
-	if cap(b.b) > maxPooledBody {
-		b.b = nil
+	if cap(b.data) > maxPooledBody {
+		b.data = nil
 	}
 	b.pool.Put(b)
 }

@@ -24,8 +24,8 @@ func TestReleasedBodiesAreReused(t *testing.T) {
 		pages := 0
 		err := c.Walk(context.Background(), oneSliceField("created", simStart, simEnd), func(_ context.Context, p Page) error {
 			pages++
-			if p.body != nil {
-				arrays[unsafe.SliceData(p.body.b)] = true
+			if p.lease.body != nil {
+				arrays[unsafe.SliceData(p.lease.body.data)] = true
 			}
 			for _, r := range p.Records {
 				var el struct{ ID string }
@@ -50,7 +50,9 @@ func TestReleasedBodiesAreReused(t *testing.T) {
 	if fresh != pages {
 		t.Errorf("without Release: %d bodies for %d pages", fresh, pages)
 	}
-	if buffers >= pages/2 {
+	// Under the race detector sync.Pool drops a quarter of what it is
+	// given, and a collection may empty it: only "some" is certain.
+	if buffers >= pages {
 		t.Errorf("with Release: %d bodies for %d pages; released bodies are not read into again", buffers, pages)
 	}
 	if len(kept) != 6000 || len(reused) != len(kept) {
@@ -88,5 +90,35 @@ func TestReadBodyOneBuffer(t *testing.T) {
 		if err != nil || !bytes.Equal(again, payload) || (n > 0 && unsafe.SliceData(again) != unsafe.SliceData(got)) {
 			t.Errorf("%d bytes: reading into a buffer large enough did not reuse it", n)
 		}
+	}
+}
+
+// TestStaleReleaseKeepsTheNewOwner: releasing a page again after its body
+// went to another response leaves that response's body alone.
+func TestStaleReleaseKeepsTheNewOwner(t *testing.T) {
+	c := &Client{}
+	first := c.takeBody()
+	first.body.data = append(first.body.data, "first"...)
+	first.release()
+	var second lease
+	for range 100 { // the pool may drop a Put; keep trying until the body comes back
+		if second = c.takeBody(); second.body == first.body {
+			break
+		}
+		first = second
+		first.release()
+	}
+	if second.body != first.body {
+		t.Fatal("sync.Pool never returned the released body in 100 takes")
+	}
+	second.body.data = append(second.body.data, "second"...)
+	first.release() // stale: its body now belongs to second
+	for range 100 {
+		if l := c.takeBody(); l.body == second.body {
+			t.Fatalf("a stale release put the second owner's body back in the pool")
+		}
+	}
+	if string(second.body.data) != "second" {
+		t.Errorf("second owner's body holds %q", second.body.data)
 	}
 }

@@ -458,7 +458,7 @@ func (c *Client) Oldest(ctx context.Context, field string) (oldest time.Time, ok
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	defer doc.body.release()
+	defer doc.lease.release()
 	if len(doc.records) == 0 || doc.records[0].Cursor.IsZero() {
 		return time.Time{}, false, nil
 	}
@@ -489,7 +489,7 @@ func (c *Client) fetch(ctx context.Context, q url.Values, field string) (pageDoc
 	req.SetResponseHandler(f.handle)
 	resp, err := rc.Do(req)
 	if err != nil {
-		f.doc.body.release()
+		f.doc.lease.release()
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			return pageDoc{}, 0, ctxErr
 		}
@@ -526,20 +526,19 @@ func (f *fetchState) handle(resp *http.Response) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 		return newAPIError(resp, body, f.c.cfg.Revision, f.c.cfg.APIKey)
 	}
-	buf := f.c.takeBody()
-	body, err := readBody(resp, buf.b)
+	l := f.c.takeBody()
+	body, err := readBody(resp, l.body.data)
 	if err != nil {
-		buf.release()
+		l.release()
 		return &retryableError{fmt.Errorf("read body: %w", err)}
 	}
+	l.body.data = body
 	doc, err := parsePage(body, f.field)
 	if err != nil {
-		buf.b = body
-		buf.release()
+		l.release()
 		return &retryableError{err}
 	}
-	buf.b = body
-	doc.body = buf
+	doc.lease = l
 	f.doc, f.size = doc, len(body)
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 type pageDoc struct {
 	records []Record
 	next    string // "" when links.next is absent, null or empty
-	body    *body  // what records alias, once the body is read
+	lease   lease  // the body records alias, once it is read
 }
 
 // parsePage validates the whole body as JSON and picks out data[] and

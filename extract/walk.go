@@ -52,13 +52,13 @@ type Page struct {
 	// splits keep their index for the rest of the Walk.
 	Progress []Slice
 
-	body *body
+	lease lease
 }
 
 // Release hands the page's body back, for a later response to be read into.
 // Call it once no record's Raw is read any more, from any goroutine; later
 // calls do nothing. A page never released is garbage collected as usual.
-func (p Page) Release() { p.body.release() }
+func (p Page) Release() { p.lease.release() }
 
 const (
 	// maxStaleRestarts bounds restarts of one slice after a rejected cursor
@@ -143,7 +143,7 @@ func (c *Client) Walk(ctx context.Context, win Window, fn func(ctx context.Conte
 	var fnErr error
 	for msg := range w.out {
 		if fnErr != nil || wctx.Err() != nil {
-			msg.body.release()
+			msg.lease.release()
 			continue // drain: workers are stopping
 		}
 		p := w.deliver(msg)
@@ -247,7 +247,7 @@ type pageMsg struct {
 	records []Record
 	bytes   int
 	done    time.Time
-	body    *body
+	lease   lease
 }
 
 func (w *walker) spawnLocked() {
@@ -429,12 +429,12 @@ func (w *walker) walkSlice(idx int) error {
 		next := ""
 		if doc.next != "" {
 			if next, err = c.nextCursor(doc.next); err != nil {
-				doc.body.release()
+				doc.lease.release()
 				return fmt.Errorf("%s: %w", w.span(from, reqEnd), err)
 			}
 		}
 		msg, finished, advanced := w.apply(idx, doc.records, size, reqEnd, next == "")
-		msg.body = doc.body
+		msg.lease = doc.lease
 		depth++
 		if advanced {
 			clear(seen)
@@ -442,7 +442,7 @@ func (w *walker) walkSlice(idx int) error {
 		}
 		if !finished {
 			if _, dup := seen[next]; dup {
-				msg.body.release()
+				msg.lease.release()
 				return fmt.Errorf("%s: %w", w.span(from, reqEnd), ErrCursorLoop)
 			}
 			seen[next] = struct{}{}
@@ -453,7 +453,7 @@ func (w *walker) walkSlice(idx int) error {
 		select {
 		case w.out <- msg:
 		case <-w.ctx.Done():
-			msg.body.release()
+			msg.lease.release()
 			return nil
 		}
 		if starved {
@@ -547,7 +547,7 @@ func (w *walker) deliver(msg pageMsg) Page {
 	}
 	w.mu.Unlock()
 	w.c.st.records.Add(int64(len(msg.records)))
-	return Page{Slice: msg.slice, Records: msg.records, Bytes: msg.bytes, Progress: prog, body: msg.body}
+	return Page{Slice: msg.slice, Records: msg.records, Bytes: msg.bytes, Progress: prog, lease: msg.lease}
 }
 
 // nextCursor takes page[cursor] from a links.next URL, refusing links to

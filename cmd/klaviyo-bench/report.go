@@ -180,7 +180,12 @@ func (r row) target() string {
 func (r row) ratioText() string {
 	switch {
 	case r.mem:
-		return "+" + sideOf((float64(r.rss)/float64(r.rssLo)-1)*100, maxRSSDrift*100, 1) + "%"
+		drift := float64(r.rss-r.rssLo) * 100 / float64(r.rssLo)
+		s := sideOf(drift, func(v float64) bool { return v <= maxRSSDrift*100 }, 1) + "%"
+		if drift >= 0 {
+			s = "+" + s
+		}
+		return s
 	case r.budget:
 		return fmt.Sprintf("%.1f%% of the steady budget, %d × 429", r.m.SteadyShare*100, r.m.RateLimited)
 	case r.ratioTo == "":
@@ -189,18 +194,19 @@ func (r row) ratioText() string {
 		return fmt.Sprintf("%.2f× %s", r.ratio, r.ratioTo)
 	case r.want > 0 && math.Abs(r.ratio-r.want) < 0.005:
 		// Rounded to a whole percent it would read as the target itself.
-		return sideOf(r.ratio*100, r.want*100, 1) + "% of " + r.ratioTo
+		return sideOf(r.ratio*100, func(v float64) bool { return v >= r.want*100 }, 1) + "% of " + r.ratioTo
 	default:
 		return fmt.Sprintf("%.0f%% of %s", r.ratio*100, r.ratioTo)
 	}
 }
 
 // sideOf formats v with prec decimals, or more when fewer would round it
-// onto the other side of target: 89.95 against 90 reads "89.95", never "90.0".
-func sideOf(v, target float64, prec int) string {
+// onto the other side of its target, met saying which side v is on: 89.95
+// against "≥ 90" reads "89.95", never "90.0".
+func sideOf(v float64, met func(float64) bool, prec int) string {
 	for ; ; prec++ {
 		s := strconv.FormatFloat(v, 'f', prec, 64)
-		if r, _ := strconv.ParseFloat(s, 64); (r >= target) == (v >= target) || prec >= 6 {
+		if r, _ := strconv.ParseFloat(s, 64); met(r) == met(v) || prec >= 6 {
 			return s
 		}
 	}
