@@ -73,7 +73,7 @@ func (w *window) earliest(now time.Time) time.Time {
 	if w.pending >= w.rate.N {
 		return now.Add(min(w.span, 20*time.Millisecond)) // look again soon: one will go out
 	}
-	// The walk below is O(N) per admission; while the budget is far from
+	// walk is O(N) per admission; while the budget is far from
 	// reached two O(1) looks settle it. Fewer than N entries cannot hold N
 	// written ones; and the entry N-pending from the newest is, the ring
 	// being sorted, no older than the one the walk would find, so once it
@@ -81,6 +81,13 @@ func (w *window) earliest(now time.Time) time.Time {
 	if w.n < w.rate.N || !w.at(w.n-(w.rate.N-w.pending)).t.Add(w.span).After(now) {
 		return time.Time{}
 	}
+	return w.walk()
+}
+
+// walk finds, newest first, the written entry that is the N-th newest with
+// the pending ones counted ahead of it, and returns when it leaves the
+// window (zero when there is none).
+func (w *window) walk() time.Time {
 	c := w.pending
 	for i := w.n - 1; i >= 0; i-- {
 		if st := w.at(i); st.written {

@@ -300,21 +300,12 @@ func TestLimiterCountsLateWrites(t *testing.T) {
 	}
 }
 
-// earliestByWalk is window.earliest without its shortcuts: the N-th newest
-// written entry, counting those not written yet as newest.
+// earliestByWalk is window.earliest without its shortcuts.
 func earliestByWalk(w *window, now time.Time) time.Time {
 	if w.pending >= w.rate.N {
-		return now.Add(min(w.span, 20*time.Millisecond))
+		return w.earliest(now) // no shortcut is taken on this branch
 	}
-	c := w.pending
-	for i := w.n - 1; i >= 0; i-- {
-		if st := w.at(i); st.written {
-			if c++; c == w.rate.N {
-				return st.t.Add(w.span)
-			}
-		}
-	}
-	return time.Time{}
+	return w.walk()
 }
 
 // TestWindowEarliestShortcuts: the O(1) answers of earliest admit exactly

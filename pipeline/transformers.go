@@ -51,14 +51,15 @@ func newTransformers(ctx context.Context, n, batchRows int, mem memory.Allocator
 func (t *transformers) work(b *transform.Builder) {
 	defer t.stopped.Done()
 	for j := range t.in {
-		if t.failed() == nil {
+		ok := t.failed() == nil
+		if ok {
 			for _, raw := range j.raws {
 				b.Add(raw)
 			}
 		}
 		// The rows hold copies: the records' memory can serve another page.
 		j.done()
-		if t.failed() == nil && b.Rows() >= t.batch {
+		if ok && b.Rows() >= t.batch {
 			t.flushOne(b)
 		}
 		t.pending.Done()
