@@ -51,10 +51,14 @@ func buildIndexQueries(schemaName string) indexQueries {
 // restoreIndexes builds, in tx, whichever of secondaryIndexes is missing,
 // as the migrations define it, and returns how many it built. A run that
 // dropped them and died is the usual reason; one dropped by hand comes
-// back too. The build is exempt from any statement_timeout: the run that
-// dropped the indexes must be able to build them again, however large the
-// tables have grown.
+// back too. The whole of it, the lookup included, is exempt from any
+// statement_timeout: the run that dropped the indexes must be able to build
+// them again, however large the tables have grown and however slow the
+// server is at that moment. The timeout stays lifted for the rest of tx.
 func restoreIndexes(ctx context.Context, tx pgx.Tx, q indexQueries) (int, error) {
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		return 0, fmt.Errorf("lift statement timeout: %w", describe(err))
+	}
 	rows, err := tx.Query(ctx, `SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL`, q.names)
 	if err != nil {
 		return 0, fmt.Errorf("look for missing indexes: %w", describe(err))
@@ -65,9 +69,6 @@ func restoreIndexes(ctx context.Context, tx pgx.Tx, q indexQueries) (int, error)
 	}
 	if len(missing) == 0 {
 		return 0, nil
-	}
-	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
-		return 0, fmt.Errorf("lift statement timeout: %w", describe(err))
 	}
 	for _, name := range missing {
 		if _, err := tx.Exec(ctx, q.create[name]); err != nil {
