@@ -51,25 +51,41 @@ func TestSecondaryIndexes(t *testing.T) {
 			if _, err := conn.Exec(t.Context(), q.drop); err != nil {
 				t.Fatal(err)
 			}
-			// Enough rows that building takes longer than the session's
-			// statement timeout, which must not apply to it.
-			if _, err := conn.Exec(t.Context(), `INSERT INTO `+pgx.Identifier{schemaName, "profiles"}.Sanitize()+
-				` (id, email, created, _run_id, _extracted_at) SELECT 'p' || i, i || '@x', now(), 'r', now() FROM generate_series(1, 50000) i`); err != nil {
-				t.Fatal(err)
-			}
 			if got := indexDefs(t, conn, schemaName); len(got) != 0 {
 				t.Fatalf("left after the drop: %v", got)
 			}
-			// Building the email index takes ~25 ms here; lifting the
-			// timeout takes 0.04 ms, which 5 ms leaves room for on a
-			// loaded machine.
-			if _, err := conn.Exec(t.Context(), `SET statement_timeout = '5ms'`); err != nil {
+			// A writer holds the table for longer than the session's
+			// statement timeout, so the build, which must wait for it,
+			// outlasts the timeout, which must not apply to it. Waiting
+			// on a lock, unlike building on a busy machine, takes the
+			// same time everywhere.
+			writer := connect(t, url)
+			tx, err := writer.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(t.Context(), `LOCK TABLE `+pgx.Identifier{schemaName, "profiles"}.Sanitize()+` IN ROW EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+			released := make(chan error, 1)
+			go func() {
+				time.Sleep(600 * time.Millisecond)
+				released <- tx.Commit(context.WithoutCancel(t.Context()))
+			}()
+			if _, err := conn.Exec(t.Context(), `SET statement_timeout = '200ms'`); err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Exec(context.WithoutCancel(t.Context()), `RESET statement_timeout`)
+			start := time.Now()
 			n, err := restoreIndexesOn(t.Context(), conn, q)
 			if err != nil || n != len(secondaryIndexes) {
 				t.Fatalf("restored %d, %v", n, err)
+			}
+			if err := <-released; err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took < 200*time.Millisecond {
+				t.Fatalf("the build took %v: it did not wait for the writer, so the timeout was never tested", took)
 			}
 			if _, err := conn.Exec(t.Context(), `RESET statement_timeout`); err != nil {
 				t.Fatal(err)
