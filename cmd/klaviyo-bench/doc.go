@@ -64,7 +64,7 @@
 //	-database-url URL   PostgreSQL to use instead of a throwaway cluster
 //	-write-doc FILE     regenerate the section between the klaviyo-bench
 //	                    markers of FILE (appended when absent)
-//	-quick              1,000 and 3,000 profiles and a 2.5 s budget run
+//	-quick              1,000 and 3,000 profiles and a 3.5 s budget run
 //	-concurrency N|auto time slices of the throughput runs (default auto)
 //	-cpuprofile DIR     CPU profile of every timed part and simulator
 //	-memprofile DIR     heap profile of every pipeline run at its peak

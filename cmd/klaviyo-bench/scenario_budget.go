@@ -66,11 +66,13 @@ func runBudget(ctx context.Context, spec childSpec) ([]measurement, error) {
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, b.Duration)
-	defer cancel()
 	m := measurement{Name: "budget"}
 	var sum pipeline.Summary
 	err = timed(spec, &m, func() error {
+		// The run's time starts here, after timed's collection, so that
+		// all of it goes to requests.
+		rctx, cancel := context.WithTimeout(ctx, b.Duration)
+		defer cancel()
 		var err error
 		sum, err = pipeline.Run(rctx, client, sink, pipeline.Config{Revision: revision, Logger: zerolog.Nop()})
 		return err
