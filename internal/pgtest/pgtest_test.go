@@ -2,7 +2,9 @@ package pgtest
 
 import (
 	"errors"
+	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -138,6 +140,31 @@ func TestRestartKeepsCommittedData(t *testing.T) {
 		})
 	}
 	conn.Close(ctx)
+}
+
+// TestStartAgainWaitsForItsPort: a port another socket took while the
+// server was down delays the start instead of failing it.
+func TestStartAgainWaitsForItsPort(t *testing.T) {
+	srv := NewServer(t)
+	srv.Stop(t, Fast)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(srv.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		l.Close()
+	}()
+	start := time.Now()
+	srv.StartAgain(t)
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("started in %v while the port was taken", took)
+	}
+	conn, err := pgx.Connect(t.Context(), srv.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
 }
 
 func TestStopRemovesEverything(t *testing.T) {

@@ -393,8 +393,18 @@ func (s *Server) StartAgain(tb testing.TB) {
 	if s.External() {
 		tb.Fatalf("pgtest: cannot start the server of TEST_DATABASE_URL")
 	}
-	if err := s.start(); err != nil {
-		tb.Fatalf("pgtest: start again on port %d: %v", s.port, err)
+	// Connections from other tests may take the port as their own while
+	// the server is down; they seldom keep it long.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.start()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errPortTaken) || time.Now().After(deadline) {
+			tb.Fatalf("pgtest: start again on port %d: %v", s.port, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
