@@ -261,7 +261,13 @@ func TestRetryableFaults(t *testing.T) {
 			c, logs := testClient(t, f.srv.URL, func(cfg *Config) {
 				cfg.PageSize = 3
 				cfg.Concurrency = 1
-				cfg.RequestTimeout = 300 * time.Millisecond
+				if tt.name == "hung response" {
+					// Only the hang needs a short timeout to be abandoned.
+					// The other attempts of this case must end within it
+					// too, or one more is retried and Retries is off: a
+					// second leaves room for a loaded machine.
+					cfg.RequestTimeout = time.Second
+				}
 			})
 			col := newCollector(t, all)
 			if err := c.Walk(context.Background(), oneSlice(t0, t0.Add(time.Hour)), col.fn); err != nil {
@@ -288,7 +294,11 @@ func TestRetryDeadline(t *testing.T) {
 		writeJSON(w, 503, apiErrorBody(503, "unavailable", "down for "+testKey, ""))
 		return true
 	}
-	c, _ := testClient(t, f.srv.URL, func(cfg *Config) { cfg.RetryDeadline = 50 * time.Millisecond })
+	// The deadline is checked after each attempt: it must outlast the first
+	// one (a dial, the handler, the 503) on a loaded machine, or the fetch
+	// gives up without a retry. With backoffs of 1-5 ms a second still
+	// holds many.
+	c, _ := testClient(t, f.srv.URL, func(cfg *Config) { cfg.RetryDeadline = time.Second })
 	err := c.Probe(context.Background())
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 503 {

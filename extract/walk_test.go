@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -79,9 +81,29 @@ func TestWalkSkewedData(t *testing.T) {
 	for _, conc := range []int{1, 3, 8} {
 		t.Run(fmt.Sprint("concurrency ", conc), func(t *testing.T) {
 			f := newFakeAPI(t, all)
-			// A little latency, as any server has, so that workers overlap
-			// even on a loaded machine and InFlightMax says what it should.
-			f.tamper = func(http.ResponseWriter, *http.Request, int) bool { time.Sleep(2 * time.Millisecond); return false }
+			// The first wave waits in the handler until every worker has
+			// sent its request, so InFlightMax shows conc however the
+			// machine schedules the workers. For a client that never has
+			// conc in flight, the wave goes after 3 s (before its 5 s
+			// request timeout) and the check below fails. The probe
+			// (page[size]=1) goes alone and is not held.
+			var waiting atomic.Int64
+			wave := make(chan struct{})
+			release := sync.OnceFunc(func() { close(wave) })
+			f.tamper = func(_ http.ResponseWriter, r *http.Request, _ int) bool {
+				if conc > 1 && r.URL.Query().Get("page[size]") != "1" {
+					if waiting.Add(1) >= int64(conc) {
+						release()
+					}
+					select {
+					case <-wave:
+					case <-time.After(3 * time.Second):
+						release()
+					}
+				}
+				time.Sleep(2 * time.Millisecond) // a little latency, as any server has
+				return false
+			}
 			c, _ := testClient(t, f.srv.URL, func(cfg *Config) { cfg.Concurrency = conc; cfg.PageSize = 50 })
 			col := newCollector(t, all)
 			if err := c.Walk(context.Background(), oneSlice(t0, end), col.fn); err != nil {

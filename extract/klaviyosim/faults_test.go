@@ -78,7 +78,10 @@ func TestFaultsObservable(t *testing.T) {
 			s.InjectFaults(tt.fault, 1)
 			timeout := 20 * time.Second // only a hang should ever reach it
 			if tt.fault == FaultHang {
-				timeout = 300 * time.Millisecond
+				// Far below HangFor, yet long enough for the headers of the
+				// mid-body hang to arrive on a new connection when the
+				// machine is loaded.
+				timeout = 2 * time.Second
 			}
 			resp, body, err := rawGet(t, s, timeout)
 			tt.check(t, resp, body, err)
