@@ -3,7 +3,10 @@ package reliability
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -72,14 +75,31 @@ func TestKills(t *testing.T) {
 // share of what was left to export when the run started, plus up to 40 ms,
 // so instants fall anywhere between and inside pages and checkpoints. It
 // returns false if the run ended first. Instants are set by progress, not
-// by the clock, so they land mid-export however slow the machine is.
-func killPoint(pr *proc, sim *klaviyosim.Server, servedAtStart int64, left int, rng *rand.Rand) (string, bool) {
+// by the clock, so they land mid-export however slow the machine is. sig is
+// the signal to come: for SIGTERM and SIGINT a start-up instant counts from
+// the run's first file or socket, since until main has called signal.Notify
+// they kill the program like any other.
+func killPoint(pr *proc, tg target, sim *klaviyosim.Server, servedAtStart int64, left int, sig syscall.Signal, rng *rand.Rand) (string, bool) {
 	if rng.IntN(10) == 0 {
 		d := time.Duration(rng.Int64N(int64(200 * time.Millisecond)))
+		from := "start"
+		if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+			if !awaitRunFile(pr, tg, 30*time.Second) {
+				if pr.exited() {
+					return "", false
+				}
+				from = "start (no file or socket of the run's open within 30s)"
+			} else {
+				from = "its first file or socket"
+			}
+		}
 		time.Sleep(d)
-		return fmt.Sprintf("%s after start", d.Round(time.Millisecond)), !pr.exited()
+		return fmt.Sprintf("%s after %s", d.Round(time.Millisecond), from), !pr.exited()
 	}
 	share := 0.02 + 0.96*rng.Float64()
+	// Drawn before the wait, which may end early: every call draws the
+	// same, so later instants do not depend on how this run went.
+	jitter := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
 	goal := servedAtStart + int64(share*float64(left))
 	for sim.Counters().ProfilesServed < goal {
 		if pr.exited() {
@@ -87,8 +107,30 @@ func killPoint(pr *proc, sim *klaviyosim.Server, servedAtStart int64, left int, 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(time.Duration(rng.Int64N(int64(40 * time.Millisecond))))
+	time.Sleep(jitter)
 	return fmt.Sprintf("%.0f%% of the rest served", share*100), !pr.exited()
+}
+
+// awaitRunFile waits until the program holds a socket (to the API or to
+// PostgreSQL) or a file of tg's output folder, which it opens only after
+// main has installed its signal handler, and reports false if it exited or
+// timeout passed first. SigCgt in /proc cannot tell: the Go runtime catches
+// SIGTERM and SIGINT from its start, only to die of them until Notify.
+func awaitRunFile(pr *proc, tg target, timeout time.Duration) bool {
+	fds := filepath.Join("/proc", strconv.Itoa(pr.cmd.Process.Pid), "fd")
+	deadline := time.Now().Add(timeout)
+	for !pr.exited() && time.Now().Before(deadline) {
+		ents, _ := os.ReadDir(fds)
+		for _, e := range ents {
+			l, err := os.Readlink(filepath.Join(fds, e.Name()))
+			if err == nil && (strings.HasPrefix(l, "socket:") ||
+				tg.out != "" && (l == tg.out || strings.HasPrefix(l, tg.out+string(filepath.Separator)))) {
+				return true
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }
 
 func sigkillChains(t *testing.T, p killParams, sim *klaviyosim.Server, want []klaviyosim.Profile, sink string, rng *rand.Rand) {
@@ -101,7 +143,7 @@ func sigkillChains(t *testing.T, p killParams, sim *klaviyosim.Server, want []kl
 		for range p.chain {
 			left := len(want) - len(readProfiles(t, tg))
 			pr := start(t, sp)
-			at, _ := killPoint(pr, sim, sim.Counters().ProfilesServed, left, rng)
+			at, _ := killPoint(pr, tg, sim, sim.Counters().ProfilesServed, left, syscall.SIGKILL, rng)
 			pr.signal(syscall.SIGKILL)
 			r := pr.wait(t)
 			all = append(all, r)
@@ -158,7 +200,7 @@ func sigterms(t *testing.T, p killParams, sim *klaviyosim.Server, want []klaviyo
 		tg := newTarget(t, sink)
 		sp := spec{args: p.args(tg), env: tg.env(sim)}
 		pr := start(t, sp)
-		at, _ := killPoint(pr, sim, sim.Counters().ProfilesServed, len(want), rng)
+		at, _ := killPoint(pr, tg, sim, sim.Counters().ProfilesServed, len(want), sig, rng)
 		sent := time.Now()
 		pr.signal(sig)
 		r := pr.wait(t)

@@ -35,9 +35,10 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// exec runs one statement on url; errors are returned, not fatal.
+// exec runs one statement on url; errors are returned, not fatal. The
+// statement may hold a lock for seconds (statement-timeout).
 func execSQL(url, sql string, args ...any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -110,19 +111,22 @@ func TestPostgresFailures(t *testing.T) {
 					t.Errorf("terminate: %v", err)
 				}
 			}},
-		{name: "statement-timeout", desc: "statement_timeout 300ms hit (profiles locked by another session for 3 s)",
+		{name: "statement-timeout", desc: "statement_timeout 2s hit (profiles locked by another session for 8 s)",
 			before: func(t *testing.T, srv *pgtest.Server, url string) {
 				db := dbName(t, url)
-				if err := execSQL(url, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET statement_timeout = '300ms'`); err != nil {
+				// It bounds every statement of the run, COPY included, which
+				// lasts as long as a race-built program on a busy machine
+				// takes to stream its rows: only the lock may reach it.
+				if err := execSQL(url, `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` SET statement_timeout = '2s'`); err != nil {
 					t.Fatal(err)
 				}
 			},
 			hit: func(t *testing.T, srv *pgtest.Server, url string, pr *proc) {
 				// Hold the table long enough for the run's next checkpoint to
 				// wait on it past its statement timeout.
-				err := execSQL(url, `BEGIN; SET LOCAL lock_timeout = '10s'; SET LOCAL statement_timeout = 0;
+				err := execSQL(url, `BEGIN; SET LOCAL lock_timeout = '20s'; SET LOCAL statement_timeout = 0;
 					LOCK TABLE `+pgx.Identifier{pgSchema, "profiles"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE;
-					SELECT pg_sleep(3); COMMIT`)
+					SELECT pg_sleep(8); COMMIT`)
 				if err != nil {
 					t.Errorf("lock the table: %v", err)
 				}

@@ -124,15 +124,22 @@ func TestIndexedJobFanOut(t *testing.T) {
 			t.Fatalf("index %d exited %d: %s", i, r.code, r.stderr)
 		}
 	}
+	// Account 1 writes at most 20 requests in any 1.1 s; the simulator
+	// counts them as they arrive, in 1 s. One that reaches the handler over
+	// 100 ms late (the process starved of CPU) shares a second with the
+	// next 20. A stall delays only the requests in flight, one per chain,
+	// two chains per core at the start; the share left unapplied, on either
+	// window, would add dozens.
+	const paced = 20 + 4
 	for i, sim := range sims {
 		schemaName := fmt.Sprintf("shop_%d", i)
 		e2etest.CompareProfiles(t, e2etest.ReadPostgresProfiles(t, url, schemaName), sim.Profiles())
 		c := sim.Counters()
 		t.Logf("account %d: %d requests, at most %d in one second", i, c.Requests, c.MaxBurst)
-		if i == 1 && c.MaxBurst > 20 {
-			t.Errorf("account 1 (budget share 0.25 of 80/1s) reached %d requests in a second, want at most 20", c.MaxBurst)
+		if i == 1 && c.MaxBurst > paced {
+			t.Errorf("account 1 (budget share 0.25 of 80/1s) reached %d requests in a second, want at most 20 (%d with arrival delays)", c.MaxBurst, paced)
 		}
-		if i != 1 && c.MaxBurst <= 20 {
+		if i != 1 && c.MaxBurst <= paced {
 			t.Errorf("account %d (full budget) peaked at %d requests/s: the fan-out did not use its budget, so the share test proves nothing", i, c.MaxBurst)
 		}
 	}
