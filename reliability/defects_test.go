@@ -190,7 +190,7 @@ func TestDefectInterruptDuringCheckpoint(t *testing.T) {
 				// A checkpoint after every page; the signal is sent the
 				// moment one is seen in progress.
 				pr := start(t, spec{args: craftedArgs(tg, "--checkpoint-rows", "1", "--concurrency", "4"), env: tg.env(sim)})
-				waitFor(t, time.Minute, "a checkpoint in progress", func() bool {
+				e2etest.WaitFor(t, time.Minute, "a checkpoint in progress", func() bool {
 					return pr.exited() || (len(readProfiles(t, tg)) > 0 && checkpointing(tg))
 				})
 				pr.signal(sig)

@@ -189,7 +189,7 @@ func TestParquetOutputFailures(t *testing.T) {
 				"--log-level", "warn"}, fastBudget...)...), env: tg.env(sim), cred: cred}
 			pr := start(t, sp)
 			if c.mid {
-				waitFor(t, 2*time.Minute, "a committed file", func() bool { return committedFiles(out) > 0 || pr.exited() })
+				e2etest.WaitFor(t, 2*time.Minute, "a committed file", func() bool { return committedFiles(out) > 0 || pr.exited() })
 				if pr.exited() {
 					t.Fatalf("the run ended before the fault: %v", pr.wait(t))
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/klaviyo-etl/klaviyo-etl/extract/klaviyosim"
+	"github.com/klaviyo-etl/klaviyo-etl/internal/e2etest"
 	"github.com/klaviyo-etl/klaviyo-etl/internal/pgtest"
 )
 
@@ -24,17 +25,6 @@ func pgSizes() pgParams {
 }
 
 // waitFor polls cond every 50 ms until it holds; it fails t after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // exec runs one statement on url; errors are returned, not fatal. The
 // statement may hold a lock for seconds (statement-timeout).
 func execSQL(url, sql string, args ...any) error {
@@ -140,7 +130,7 @@ func TestPostgresFailures(t *testing.T) {
 		{name: "server-down", desc: "PostgreSQL down until the run gives up",
 			hit: func(t *testing.T, srv *pgtest.Server, url string, pr *proc) {
 				srv.Stop(t, pgtest.Fast)
-				waitFor(t, 2*time.Minute, "the run to give up", pr.exited)
+				e2etest.WaitFor(t, 2*time.Minute, "the run to give up", pr.exited)
 				srv.StartAgain(t)
 			},
 			mustFail: true, message: "connect"},
@@ -162,7 +152,7 @@ func TestPostgresFailures(t *testing.T) {
 			for i := range p.repeat {
 				// Strike once some checkpoints are committed, spread over the run.
 				goal := p.profiles * (i + 1) / (p.repeat + 2)
-				waitFor(t, 2*time.Minute, "committed profiles", func() bool { return committedProfiles(url) >= goal || pr.exited() })
+				e2etest.WaitFor(t, 2*time.Minute, "committed profiles", func() bool { return committedProfiles(url) >= goal || pr.exited() })
 				if pr.exited() {
 					break
 				}

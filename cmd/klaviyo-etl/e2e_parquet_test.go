@@ -153,18 +153,14 @@ func TestSIGTERMCommitsAndExits143(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "export")
 	args := []string{"run", "--out", out, "--concurrency", "1", "--checkpoint-rows", "200", "--log-level", "error", "--progress", "never"}
 	cmd := startSubprocess(t, simEnv(sim), args...)
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
 	// Served pages prove that main has installed its handler and give the
 	// run something to commit; at 100 ms a page, the other 46 are far from
 	// done when the signal goes.
-	deadline := time.Now().Add(30 * time.Second)
-	for sim.Counters().ProfilesServed < 400 {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("the run was served %d profiles in 30s, want 400 before SIGTERM", sim.Counters().ProfilesServed)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	e2etest.WaitFor(t, 30*time.Second, "400 profiles served before SIGTERM", func() bool { return sim.Counters().ProfilesServed >= 400 })
 	start := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	err = cmd.Wait()

@@ -117,22 +117,16 @@ func TestConcurrentRunsOneExits3(t *testing.T) {
 	}()
 	// Wait until the first run holds the lock: its run is in etl_state.
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	e2etest.WaitFor(t, 30*time.Second, "the first run to start", func() bool {
 		conn, err := pgx.Connect(ctx, url)
-		if err == nil {
-			var n int
-			err = conn.QueryRow(ctx, `SELECT count(*) FROM klaviyo.etl_state WHERE state ? 'run'`).Scan(&n)
-			conn.Close(ctx)
-			if err == nil && n > 0 {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first run never started")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer conn.Close(ctx)
+		var n int
+		err = conn.QueryRow(ctx, `SELECT count(*) FROM klaviyo.etl_state WHERE state ? 'run'`).Scan(&n)
+		return err == nil && n > 0
+	})
 	second := invoke(t, ctx, pgEnv(sim, url), args...)
 	if second.code != 3 {
 		t.Fatalf("second run exited %d, want 3: %s", second.code, second.stderr)

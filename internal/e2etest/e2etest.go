@@ -398,6 +398,20 @@ func Debris(dir string) ([]string, error) {
 	return debris, nil
 }
 
+// WaitFor polls cond every 50 ms until it holds, and fails the test when
+// timeout passes first: for the tests that act on a running program once
+// it has reached some point.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // ReadPostgresProfiles reads the profiles table of schemaName (none when
 // it does not exist yet).
 func ReadPostgresProfiles(t testing.TB, url, schemaName string) []Row {
